@@ -1,0 +1,45 @@
+# The two commands: `make demo` (run the product with demo galaxies) and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: demo test venv browser migrate worker serve benchmarks lint clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+# Debian's Chromium for the browser tests (never `playwright install`: no downloads at run time).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  $$(command -v sudo || true) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$(command -v sudo || true) apt-get install -y -qq chromium >/dev/null; }
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py demo --host $(HOST) --port $(PORT)
+
+test: venv browser
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+worker: venv
+	$(VENV)/bin/celery --workdir platform -A config worker -Q default,gpu --concurrency 1 --prefetch-multiplier 1 -l info
+
+serve: migrate
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+benchmarks: venv
+	$(PY) tests/benchmarks/api_benchmark.py
+	$(PY) tests/benchmarks/classifier_benchmark.py
+
+clean:
+	rm -rf var test-artifacts

@@ -1,0 +1,96 @@
+"""Writes for the volunteer UI."""
+
+from __future__ import annotations
+
+import csv
+import heapq
+from pathlib import Path
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from classifications.models import Classification, SubjectStatus
+from classifications.services import Volunteer
+from workflows.models import Workflow
+
+from .models import FieldGuideExample
+
+
+@transaction.atomic
+def claim_anonymous_classifications(*, anonymous_key: str, user_id: int) -> int:
+    """Move an anonymous session's classifications to the account that just signed in, so the
+    history follows the volunteer across devices. Galaxies the account had already classified
+    stay with the anonymous key: both votes were counted as different volunteers at the time.
+    Returns how many classifications moved."""
+    user_key = Volunteer.for_user(user_id).key
+    if not anonymous_key.startswith("anon:"):
+        return 0
+    taken = set(Classification.objects.filter(volunteer_key=user_key)
+                .values_list("workflow_id", "galaxy_id"))
+    movable = [c.id for c in Classification.objects.select_for_update().filter(volunteer_key=anonymous_key)
+               .only("id", "workflow_id", "galaxy_id") if (c.workflow_id, c.galaxy_id) not in taken]
+    return Classification.objects.filter(id__in=movable).update(volunteer_key=user_key, user_id=user_id)
+
+
+@transaction.atomic
+def pick_field_guide_examples(*, workflow: Workflow, per_answer: int = 3, min_votes: int = 5,
+                              replace: bool = False) -> int:
+    """Attach, to every answer without examples (all answers with ``replace``), the galaxies whose
+    volunteers agreed on that answer most strongly (highest vote fraction among galaxies with at
+    least ``min_votes`` votes on the question). Returns how many examples were created."""
+    tree = workflow.decision_tree
+    if replace:
+        FieldGuideExample.objects.filter(workflow=workflow, galaxy__isnull=False).delete()
+    have = set(FieldGuideExample.objects.filter(workflow=workflow).values_list("question", "answer"))
+    wanted = [(q.key, a.key) for q in tree.questions for a in q.answers if (q.key, a.key) not in have]
+    if not wanted or per_answer < 1:
+        return 0
+    best: dict[tuple[str, str], list[tuple[float, int, int]]] = {pair: [] for pair in wanted}
+    statuses = SubjectStatus.objects.filter(workflow=workflow, classification_count__gt=0)
+    for galaxy_id, counts in statuses.values_list("galaxy_id", "vote_counts").iterator():
+        for question_key, answer_key in wanted:
+            question = tree.question(question_key)
+            total = sum(int(counts.get(f"{question_key}_{a}", 0)) for a in question.answer_keys)
+            votes = int(counts.get(f"{question_key}_{answer_key}", 0))
+            if total >= min_votes and votes:
+                entry = (votes / total, votes, galaxy_id)
+                heap = best[(question_key, answer_key)]
+                if len(heap) < per_answer:
+                    heapq.heappush(heap, entry)
+                else:
+                    heapq.heappushpop(heap, entry)
+    rows = [FieldGuideExample(workflow=workflow, question=q, answer=a, galaxy_id=galaxy_id, position=i,
+                              caption=f"{fraction:.0%} of {round(votes / fraction)} volunteers")
+            for (q, a), heap in best.items()
+            for i, (fraction, votes, galaxy_id) in enumerate(sorted(heap, reverse=True))]
+    FieldGuideExample.objects.bulk_create(rows)
+    return len(rows)
+
+
+@transaction.atomic
+def import_field_guide_images(*, workflow: Workflow, directory: Path) -> tuple[int, list[str]]:
+    """Upload example images listed in ``directory/index.csv`` (columns ``file``, ``question``,
+    ``answer``; files next to it or in ``images/``) for the answers of ``workflow``'s tree. Rows naming an answer the tree does not
+    have are skipped and reported as ``"row N: reason"``. Returns (created, skipped)."""
+    tree = workflow.decision_tree
+    index = directory / "index.csv"
+    if not index.is_file():
+        raise FileNotFoundError(f"{index}: no index.csv (columns file, question, answer)")
+    created, skipped = 0, []
+    with index.open(newline="") as handle:
+        for row_number, row in enumerate(csv.DictReader(handle), start=2):
+            question_key, answer_key, name = row.get("question", ""), row.get("answer", ""), row.get("file", "")
+            if question_key not in tree or tree.question(question_key).answer(answer_key) is None:
+                skipped.append(f"row {row_number}: {question_key}/{answer_key} is not in the tree")
+                continue
+            source = next((p for p in (directory / name, directory / "images" / name) if p.is_file()), None)
+            if source is None:
+                skipped.append(f"row {row_number}: file {name} not found")
+                continue
+            position = FieldGuideExample.objects.filter(workflow=workflow, question=question_key,
+                                                        answer=answer_key).count()
+            example = FieldGuideExample(workflow=workflow, question=question_key, answer=answer_key,
+                                        position=position)
+            example.image.save(f"{workflow.slug}-{source.name}", ContentFile(source.read_bytes()), save=True)
+            created += 1
+    return created, skipped

@@ -1,0 +1,18 @@
+// Favourite toggles on the history page.
+import { sendJSON } from "./api.js";
+
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button.fav[data-id]");
+  if (!button) return;
+  const want = button.getAttribute("aria-pressed") !== "true";
+  button.disabled = true;
+  try {
+    const result = await sendJSON("PUT", `/api/me/classifications/${button.dataset.id}/favourite/`, { is_favourite: want });
+    if (result.status === 200) {
+      button.setAttribute("aria-pressed", String(want));
+      button.textContent = want ? "★" : "☆";
+    }
+  } finally {
+    button.disabled = false;
+  }
+});

@@ -1,0 +1,100 @@
+"""Volunteer-facing API: the queue, submitting classifications, history and favourites."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workflows.models import Workflow
+from workflows.selectors import workflow_settings
+
+from .errors import BadQueryParameter, UnknownWorkflow
+from .selectors import next_subjects, volunteer_history
+from .serializers import (ClassificationInputSerializer, ClassificationOutputSerializer, FavouriteSerializer,
+                          QueueItemSerializer, classification_body, classification_input, queue_item_body)
+from .services import set_favourite, submit_classification
+from .volunteers import volunteer_from_request
+
+MAX_QUEUE_LIMIT = 50
+DEFAULT_QUEUE_LIMIT = 10
+
+
+def _workflow_or_404(slug: str) -> Workflow:
+    workflow = workflow_settings(slug=slug)
+    if workflow is None:
+        raise UnknownWorkflow(f"no workflow '{slug}'", field="workflow")
+    return workflow
+
+
+def _query_int_list(request: Request, name: str) -> list[int]:
+    try:
+        return [int(x) for x in request.query_params.get(name, "").split(",") if x.strip()]
+    except ValueError:
+        raise BadQueryParameter("must be a comma-separated list of integer galaxy ids", field=name) from None
+
+
+def _query_limit(request: Request) -> int:
+    raw = request.query_params.get("limit", str(DEFAULT_QUEUE_LIMIT))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise BadQueryParameter(f"must be an integer, got '{raw}'", field="limit") from None
+    if not 1 <= limit <= MAX_QUEUE_LIMIT:
+        raise BadQueryParameter(f"must be between 1 and {MAX_QUEUE_LIMIT}, got {limit}", field="limit")
+    return limit
+
+
+class NextSubjectsApi(APIView):
+    @extend_schema(
+        summary="Next galaxies for the current volunteer",
+        parameters=[OpenApiParameter("limit", int, description=f"How many (1–{MAX_QUEUE_LIMIT}, default 10)"),
+                    OpenApiParameter("exclude", str, description="Comma-separated galaxy ids already queued client-side")],
+        responses=QueueItemSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = _workflow_or_404(slug)
+        limit = _query_limit(request)
+        exclude = _query_int_list(request, "exclude")
+        volunteer = volunteer_from_request(request)
+        items = next_subjects(workflow=workflow, volunteer_key=volunteer.key, limit=limit,
+                              exclude_galaxy_ids=exclude) if workflow.is_active else []
+        return Response({"workflow": workflow.slug, "workflow_version": workflow.version,
+                         "workflow_active": workflow.is_active,
+                         "results": [queue_item_body(item) for item in items]})
+
+
+class ClassificationCreateApi(APIView):
+    @extend_schema(summary="Submit a classification (idempotent by idempotency_key)",
+                   request=ClassificationInputSerializer,
+                   responses={201: ClassificationOutputSerializer, 200: ClassificationOutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = classification_input(request.data)
+        workflow = _workflow_or_404(data["workflow"])
+        result = submit_classification(
+            workflow=workflow, galaxy_id_str=data["galaxy"], volunteer=volunteer_from_request(request),
+            annotations=data["annotations"], idempotency_key=data["idempotency_key"],
+            started_at=data.get("started_at"), finished_at=data.get("finished_at"),
+            user_agent=request.headers.get("User-Agent", ""), selection=data["selection"])
+        body = classification_body(result.classification)
+        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class MyClassificationsApi(ListAPIView):
+    serializer_class = ClassificationOutputSerializer
+
+    def get_queryset(self):
+        queryset = volunteer_history(volunteer_key=volunteer_from_request(self.request).key)
+        if self.request.query_params.get("favourites") in ("1", "true"):
+            queryset = queryset.filter(is_favourite=True)
+        return queryset
+
+
+class FavouriteApi(APIView):
+    @extend_schema(request=FavouriteSerializer, responses=ClassificationOutputSerializer)
+    def put(self, request: Request, pk: int) -> Response:
+        serializer = FavouriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        classification = set_favourite(classification_id=pk, volunteer=volunteer_from_request(request),
+                                       is_favourite=serializer.validated_data["is_favourite"])
+        return Response(ClassificationOutputSerializer(classification).data)

@@ -1,0 +1,68 @@
+"""Domain errors of submitting classifications and serving the queue. The API maps each to a
+status code and a JSON body naming the field and the reason."""
+
+
+class DomainError(Exception):
+    """Base of every platform error the API reports (other apps subclass it too)."""
+
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None, detail: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.detail = detail or {}
+
+    def as_dict(self) -> dict:
+        body = {"code": self.code, "message": self.message}
+        if self.field:
+            body["field"] = self.field
+        body.update(self.detail)
+        return body
+
+
+class InvalidRequest(DomainError):
+    """The request body does not have the documented shape; names the first field at fault."""
+
+    @classmethod
+    def from_serializer_errors(cls, errors: dict) -> "DomainError":
+        field, reasons = next(iter(errors.items()))
+        reason = str(reasons[0]) if isinstance(reasons, list) and reasons else str(reasons)
+        if field == "annotations":
+            return InvalidAnnotations(f"annotations: {reason}", field=field, detail={"errors": errors, "error": {
+                "message": reason, "rule": "missing", "index": None, "question": None, "answer": None}})
+        return cls(f"{field}: {reason}", field=field, detail={"errors": errors})
+
+
+class InvalidAnnotations(DomainError):
+    code = "invalid_annotations"
+
+
+class BadQueryParameter(DomainError):
+    code = "invalid_parameter"
+
+
+class UnknownGalaxy(DomainError):
+    status_code = 404
+    code = "unknown_galaxy"
+
+
+class UnknownWorkflow(DomainError):
+    status_code = 404
+    code = "unknown_workflow"
+
+
+class WorkflowInactive(DomainError):
+    status_code = 409
+    code = "workflow_inactive"
+
+
+class SubjectRetired(DomainError):
+    status_code = 409
+    code = "subject_retired"
+
+
+class IdempotencyConflict(DomainError):
+    status_code = 409
+    code = "idempotency_key_reused"

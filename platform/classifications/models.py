@@ -1,0 +1,97 @@
+"""Volunteers' classifications and, per galaxy and workflow, the running vote tally that
+the queue, retirement and training read."""
+
+import random
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from galaxies.models import Galaxy
+from workflows.models import Workflow
+
+
+def uniform_random() -> float:
+    """Module-level so migrations can reference it as a field default."""
+    return random.random()
+
+
+class SubjectStatus(models.Model):
+    """One galaxy in one workflow: its votes so far, whether it is retired, and its place
+    in the queue. Updated under a row lock so counts stay exact under concurrent submits."""
+
+    class RetirementReason(models.TextChoices):
+        CLASSIFICATION_COUNT = "classification_count", "Reached the classification count"
+        CONSENSUS = "consensus", "Votes already decisive"
+        ADMIN = "admin", "Retired by an admin"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="subject_statuses")
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="subject_statuses")
+    vote_counts = models.JSONField(default=dict, blank=True,
+                                   help_text="Votes per answer column '{question}_{answer}'.")
+    classification_count = models.PositiveIntegerField(default=0)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retirement_reason = models.CharField(max_length=32, choices=RetirementReason.choices, blank=True)
+    priority = models.FloatField(default=uniform_random,
+                                 help_text="Queue order, highest first: the active model's acquisition score.")
+    random_key = models.FloatField(default=uniform_random, editable=False,
+                                   help_text="Fixed uniform key: a model-independent split (e.g. the hold-out).")
+    draw_key = models.FloatField(default=uniform_random, editable=False,
+                                 help_text="Uniform key for drawing the random share of the queue; redrawn "
+                                           "after each counted classification so draws stay uniform.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "subject statuses"
+        constraints = [models.UniqueConstraint(fields=["workflow", "galaxy"], name="unique_subject_status")]
+        indexes = [
+            models.Index(fields=["workflow", "-priority"], condition=Q(retired_at__isnull=True),
+                         name="subject_queue_priority"),
+            models.Index(fields=["workflow", "draw_key"], condition=Q(retired_at__isnull=True),
+                         name="subject_queue_draw"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.galaxy_id}@{self.workflow_id}"
+
+    @property
+    def is_retired(self) -> bool:
+        return self.retired_at is not None
+
+
+class Classification(models.Model):
+    """One volunteer's answers for one galaxy. Only the volunteer's first classification of
+    a galaxy counts towards the votes; the idempotency key makes retries safe."""
+
+    class Selection(models.TextChoices):
+        PRIORITY = "priority", "Chosen by priority"
+        RANDOM = "random", "Drawn at random (spice)"
+        DIRECT = "direct", "Requested directly"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="classifications")
+    workflow_version = models.PositiveIntegerField()
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="classifications")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="classifications")
+    volunteer_key = models.CharField(max_length=80, help_text="'user:<id>' or 'anon:<session id>'.")
+    annotations = models.JSONField(help_text="Ordered [{question, answer}] following the tree.")
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    counted = models.BooleanField(default=True, help_text="False for a repeat by the same volunteer.")
+    selection = models.CharField(max_length=16, choices=Selection.choices, default=Selection.DIRECT)
+    is_simulated = models.BooleanField(default=False, help_text="Made by a simulated volunteer (demo).")
+    is_favourite = models.BooleanField(default=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "galaxy", "volunteer_key"], condition=Q(counted=True),
+                                    name="one_counted_classification_per_volunteer"),
+        ]
+        indexes = [models.Index(fields=["volunteer_key", "workflow", "galaxy"], name="classification_seen_by")]
+
+    def __str__(self) -> str:
+        return f"{self.volunteer_key} on {self.galaxy_id}"

@@ -1,0 +1,257 @@
+"""Writes: submitting classifications (validated against the workflow's tree, idempotent,
+counts kept exact under concurrency) and keeping one status row per galaxy and workflow."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from classifier.retirement import RetirementRule
+from classifier.tree import AnnotationError, DecisionTree
+from galaxies.models import Galaxy
+from workflows.models import Workflow
+
+from .db import hot_path_cursor
+from .errors import IdempotencyConflict, InvalidAnnotations, SubjectRetired, UnknownGalaxy, WorkflowInactive
+from .models import Classification, SubjectStatus, uniform_random
+from .signals import classification_counted
+
+
+@dataclass(frozen=True)
+class Volunteer:
+    """Who classifies: a signed-in user or an anonymous browser session."""
+
+    key: str
+    user_id: int | None = None
+
+    @classmethod
+    def for_user(cls, user_id: int) -> Volunteer:
+        return cls(key=f"user:{user_id}", user_id=user_id)
+
+    @classmethod
+    def anonymous(cls, session_id: str) -> Volunteer:
+        return cls(key=f"anon:{session_id}")
+
+
+@dataclass(frozen=True)
+class SubmissionResult:
+    classification: Classification
+    created: bool
+    status: SubjectStatus | None
+
+
+def ensure_subject_statuses(*, workflow: Workflow | None = None, galaxy_ids: list[int] | None = None) -> int:
+    """Create the missing status rows (workflow × galaxy); returns how many were missing."""
+    workflows = [workflow] if workflow else list(Workflow.objects.all())
+    created = 0
+    for wf in workflows:
+        galaxies = Galaxy.objects.all() if galaxy_ids is None else Galaxy.objects.filter(id__in=galaxy_ids)
+        has_status = SubjectStatus.objects.filter(workflow=wf, galaxy_id=OuterRef("pk"))
+        missing = list(galaxies.filter(~Exists(has_status)).values_list("id", flat=True).iterator())
+        for start in range(0, len(missing), 5000):
+            rows = [SubjectStatus(workflow=wf, galaxy_id=gid, priority=random.random(),
+                                  random_key=random.random(), draw_key=random.random())
+                    for gid in missing[start:start + 5000]]
+            SubjectStatus.objects.bulk_create(rows, ignore_conflicts=True)
+        created += len(missing)
+    return created
+
+
+def _by_idempotency_key(key: str) -> Classification | None:
+    return Classification.objects.select_related("galaxy", "workflow").filter(idempotency_key=key).first()
+
+
+def _replay(*, existing: Classification, workflow: Workflow, galaxy_id_str: str,
+            volunteer: Volunteer) -> SubmissionResult:
+    if (existing.workflow_id != workflow.id or existing.galaxy.id_str != galaxy_id_str
+            or existing.volunteer_key != volunteer.key):
+        raise IdempotencyConflict("this idempotency key was already used for a different classification",
+                                  field="idempotency_key")
+    return SubmissionResult(classification=existing, created=False, status=None)
+
+
+def _retire_if_due(*, status: SubjectStatus, workflow: Workflow, now: datetime) -> None:
+    if status.classification_count >= workflow.retirement_count:
+        status.retired_at = now
+        status.retirement_reason = SubjectStatus.RetirementReason.CLASSIFICATION_COUNT
+    elif workflow.early_retirement and _votes_decisive(status=status, workflow=workflow):
+        status.retired_at = now
+        status.retirement_reason = SubjectStatus.RetirementReason.CONSENSUS
+
+
+def _votes_decisive(*, status: SubjectStatus, workflow: Workflow) -> bool:
+    """No question that the remaining volunteers will still answer can change its majority
+    (the rule and its benchmark: docs/retirement.md)."""
+    rule = RetirementRule(workflow.decision_tree, max_votes=workflow.retirement_count)
+    return rule.is_decisive(status.vote_counts, classifications=status.classification_count).decisive
+
+
+def _path_through_tree(*, tree: DecisionTree, annotations: Any) -> list[tuple[str, str]]:
+    """The submitted answers as a path, or InvalidAnnotations naming the rule broken. The tree
+    also accepts (question, answer) pairs from Python callers; submissions must be a JSON list
+    of {question, answer} objects, so their shape is checked here first."""
+    try:
+        if not isinstance(annotations, list):
+            raise AnnotationError("annotations must be a list of {question, answer} objects", rule="not_a_list")
+        for index, item in enumerate(annotations):
+            if not isinstance(item, dict):
+                raise AnnotationError(f"annotation #{index} must be an object with 'question' and 'answer'",
+                                      rule="malformed", index=index)
+        return tree.validate_annotations(annotations)
+    except AnnotationError as exc:
+        raise InvalidAnnotations(exc.message, field="annotations", detail={"error": exc.as_dict()}) from exc
+
+
+_STATUS_TABLE, _CLASSIFICATION_TABLE, _GALAXY_TABLE = (SubjectStatus._meta.db_table, Classification._meta.db_table,
+                                                       Galaxy._meta.db_table)
+# The submit path in plain SQL that PostgreSQL and SQLite both accept: compiling the equivalent
+# querysets cost several times the CPU of running them. SQLite needs no row lock (its
+# transactions take the write lock up front, transaction_mode IMMEDIATE).
+_LOCK_STATUS_SQL = f"""
+    SELECT s.id, s.galaxy_id, s.vote_counts, s.classification_count, s.retired_at, s.retirement_reason,
+           EXISTS (SELECT 1 FROM {_CLASSIFICATION_TABLE} k WHERE k.idempotency_key = %s)
+    FROM {_STATUS_TABLE} s JOIN {_GALAXY_TABLE} g ON g.id = s.galaxy_id
+    WHERE s.workflow_id = %s AND g.id_str = %s"""
+# `counted` is decided by this statement, which starts after the row lock was granted, so it sees
+# what the previous lock holder committed (a probe inside the locking SELECT would not).
+_INSERT_SQL = f"""
+    INSERT INTO {_CLASSIFICATION_TABLE} (workflow_id, workflow_version, galaxy_id, user_id, volunteer_key, annotations,
+        idempotency_key, counted, selection, is_simulated, is_favourite, started_at, finished_at, created_at,
+        user_agent)
+    VALUES (%s, %s, %s, %s, %s, %s, %s,
+            NOT EXISTS (SELECT 1 FROM {_CLASSIFICATION_TABLE} c
+                        WHERE c.workflow_id = %s AND c.galaxy_id = %s AND c.volunteer_key = %s AND c.counted),
+            %s, %s, %s, %s, %s, %s, %s)
+    RETURNING id, counted"""
+_UPDATE_TALLY_SQL = f"""
+    UPDATE {_STATUS_TABLE} SET vote_counts = %s, classification_count = %s, draw_key = %s, retired_at = %s,
+        retirement_reason = %s, updated_at = %s
+    WHERE id = %s"""
+
+
+@dataclass(frozen=True)
+class _LockedStatus:
+    status: SubjectStatus
+    key_exists: bool
+
+
+def _lock_status(*, workflow: Workflow, galaxy_id_str: str, idempotency_key: str) -> _LockedStatus | None:
+    """The galaxy's status row, locked until commit (every submit for one galaxy and workflow
+    passes through this lock, so counting and retirement see each other's effects), and whether
+    the idempotency key is already stored; None when the galaxy or its status row is missing."""
+    sql = _LOCK_STATUS_SQL + (" FOR UPDATE OF s" if connection.features.has_select_for_update_of else "")
+    with hot_path_cursor() as cursor:
+        cursor.execute(sql, [idempotency_key, workflow.id, galaxy_id_str])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    status_id, galaxy_id, vote_counts, count, retired_at, reason, key_exists = row
+    status = SubjectStatus.from_db(connection.alias, [
+        "id", "workflow_id", "galaxy_id", "vote_counts", "classification_count", "retired_at", "retirement_reason"], [
+        status_id, workflow.id, galaxy_id, json.loads(vote_counts) if isinstance(vote_counts, str) else vote_counts,
+        count, retired_at, reason])
+    return _LockedStatus(status=status, key_exists=bool(key_exists))
+
+
+def _lock_or_create_status(*, workflow: Workflow, galaxy_id_str: str, idempotency_key: str) -> SubjectStatus:
+    galaxy_id = Galaxy.objects.filter(id_str=galaxy_id_str).values_list("id", flat=True).first()
+    if galaxy_id is None:
+        raise UnknownGalaxy(f"no galaxy with id_str '{galaxy_id_str}'", field="galaxy")
+    ensure_subject_statuses(workflow=workflow, galaxy_ids=[galaxy_id])
+    return _lock_status(workflow=workflow, galaxy_id_str=galaxy_id_str, idempotency_key=idempotency_key).status
+
+
+def submit_classification(*, workflow: Workflow, galaxy_id_str: str, volunteer: Volunteer,
+                          annotations: Any, idempotency_key: str,
+                          started_at: datetime | None = None, finished_at: datetime | None = None,
+                          user_agent: str = "", selection: str = Classification.Selection.DIRECT,
+                          is_simulated: bool = False) -> SubmissionResult:
+    """Store one classification and add its votes to the galaxy's tally, atomically.
+
+    A replay of the same idempotency key returns the stored classification and changes
+    nothing. A volunteer's repeat classification of a galaxy is stored but not counted.
+    """
+    try:
+        return _store_classification(
+            workflow=workflow, galaxy_id_str=galaxy_id_str, volunteer=volunteer, annotations=annotations,
+            idempotency_key=idempotency_key, started_at=started_at, finished_at=finished_at,
+            user_agent=user_agent, selection=selection, is_simulated=is_simulated)
+    except IntegrityError:
+        # A concurrent request with the same key committed first; ours rolled back whole,
+        # which is cheaper than a savepoint around every insert.
+        existing = _by_idempotency_key(idempotency_key)
+        if existing is None:
+            raise
+        return _replay(existing=existing, workflow=workflow, galaxy_id_str=galaxy_id_str, volunteer=volunteer)
+
+
+@transaction.atomic
+def _store_classification(*, workflow: Workflow, galaxy_id_str: str, volunteer: Volunteer, annotations: Any,
+                          idempotency_key: str, started_at: datetime | None, finished_at: datetime | None,
+                          user_agent: str, selection: str, is_simulated: bool) -> SubmissionResult:
+    """Round trips: lock the status row (and probe the key), insert, update the tally, commit.
+    The checks keep their order: a known key replays before anything else is looked at."""
+    locked = _lock_status(workflow=workflow, galaxy_id_str=galaxy_id_str, idempotency_key=idempotency_key)
+    existing = _by_idempotency_key(idempotency_key) if locked is None or locked.key_exists else None
+    if existing is not None:
+        return _replay(existing=existing, workflow=workflow, galaxy_id_str=galaxy_id_str, volunteer=volunteer)
+    if not workflow.is_active:
+        raise WorkflowInactive(f"workflow '{workflow.slug}' is not active", field="workflow")
+    tree = workflow.decision_tree
+    path = _path_through_tree(tree=tree, annotations=annotations)
+    status = (locked.status if locked is not None else
+              _lock_or_create_status(workflow=workflow, galaxy_id_str=galaxy_id_str, idempotency_key=idempotency_key))
+    if status.is_retired:
+        raise SubjectRetired(f"galaxy '{galaxy_id_str}' is retired from '{workflow.slug}'", field="galaxy")
+
+    now = timezone.now()
+    finished_at = finished_at or now
+    stored_annotations = [{"question": q, "answer": a} for q, a in path]
+    adapt = connection.ops.adapt_datetimefield_value
+    with hot_path_cursor() as cursor:
+        cursor.execute(_INSERT_SQL, [
+            workflow.id, workflow.version, status.galaxy_id, volunteer.user_id, volunteer.key,
+            json.dumps(stored_annotations), idempotency_key, workflow.id, status.galaxy_id, volunteer.key,
+            selection, is_simulated, False, adapt(started_at), adapt(finished_at), adapt(now), user_agent[:400]])
+        classification_id, counted = cursor.fetchone()
+        if counted:
+            counts = status.vote_counts
+            for column in tree.path_columns(path):
+                counts[column] = counts.get(column, 0) + 1
+            status.classification_count += 1
+            # A fresh key keeps the random share uniform over time (a draw favours keys after wide gaps).
+            status.draw_key = uniform_random()
+            _retire_if_due(status=status, workflow=workflow, now=now)
+            status.updated_at = now
+            cursor.execute(_UPDATE_TALLY_SQL, [
+                json.dumps(counts), status.classification_count, status.draw_key, adapt(status.retired_at),
+                status.retirement_reason, adapt(now), status.id])
+    if counted:
+        classification_counted.send(sender=Classification, workflow_id=workflow.id,
+                                    classification_id=classification_id)
+    galaxy = Galaxy.from_db(connection.alias, ["id", "id_str"], [status.galaxy_id, galaxy_id_str])
+    classification = Classification.from_db(connection.alias, [
+        "id", "workflow_id", "workflow_version", "galaxy_id", "user_id", "volunteer_key", "annotations",
+        "idempotency_key", "counted", "selection", "is_simulated", "is_favourite", "started_at", "finished_at",
+        "created_at", "user_agent"], [
+        classification_id, workflow.id, workflow.version, status.galaxy_id, volunteer.user_id, volunteer.key,
+        stored_annotations, idempotency_key, bool(counted), selection, is_simulated, False, started_at, finished_at,
+        now, user_agent[:400]])
+    classification.workflow, classification.galaxy = workflow, galaxy
+    return SubmissionResult(classification=classification, created=True, status=status)
+
+
+@transaction.atomic
+def set_favourite(*, classification_id: int, volunteer: Volunteer, is_favourite: bool) -> Classification:
+    classification = Classification.objects.select_for_update().get(id=classification_id,
+                                                                     volunteer_key=volunteer.key)
+    classification.is_favourite = is_favourite
+    classification.save(update_fields=["is_favourite"])
+    return classification

@@ -1,0 +1,40 @@
+from django.conf import settings
+from django.conf.urls.static import static
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from classifications import api as classification_api
+from galaxies import api as galaxy_api
+from retraining import api as retraining_api
+from workflows import api as workflow_api
+
+api_patterns = [
+    path("workflows/", workflow_api.WorkflowListApi.as_view(), name="workflow-list"),
+    path("workflows/<slug:slug>/", workflow_api.WorkflowDetailApi.as_view(), name="workflow-detail"),
+    path("workflows/<slug:slug>/next/", classification_api.NextSubjectsApi.as_view(), name="next-subjects"),
+    path("classifications/", classification_api.ClassificationCreateApi.as_view(), name="classification-create"),
+    path("me/classifications/", classification_api.MyClassificationsApi.as_view(), name="my-classifications"),
+    path("me/classifications/<int:pk>/favourite/", classification_api.FavouriteApi.as_view(), name="favourite"),
+    path("galaxies/", galaxy_api.GalaxyListApi.as_view(), name="galaxy-list"),
+    path("galaxies/<str:id_str>/", galaxy_api.GalaxyDetailApi.as_view(), name="galaxy-detail"),
+    path("workflows/<slug:slug>/training-runs/", retraining_api.TrainingRunListCreateApi.as_view(),
+         name="training-run-list"),
+    path("workflows/<slug:slug>/model-versions/", retraining_api.ModelVersionListApi.as_view(),
+         name="model-version-list"),
+    path("training-runs/<int:pk>/", retraining_api.TrainingRunDetailApi.as_view(), name="training-run-detail"),
+    path("training-runs/<int:pk>/cancel/", retraining_api.TrainingRunCancelApi.as_view(), name="training-run-cancel"),
+    path("model-versions/<int:pk>/activate/", retraining_api.ModelVersionActivateApi.as_view(),
+         name="model-version-activate"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("api/", include(api_patterns)),
+    path("", include("frontend.urls")),
+]
+if settings.DEBUG:
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,0 +1,131 @@
+"""Admin: watch runs, "Retrain" from the run list or as an action on workflows, cancel runs,
+activate or roll back model versions."""
+
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+
+from classifications.errors import DomainError
+from workflows.admin import WorkflowAdmin
+from workflows.models import Workflow
+
+from .models import ModelVersion, Prediction, TrainingRun
+from .services import activate_model_version, cancel_training_run, start_training_run
+
+
+def _start(request: HttpRequest, workflow: Workflow, *, full_retrain: bool) -> None:
+    try:
+        run = start_training_run(workflow=workflow, trigger=TrainingRun.Trigger.ADMIN,
+                                 triggered_by_id=request.user.pk, full_retrain=full_retrain)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        kind = "full retrain" if run.full_retrain else f"warm start from model v{run.init_model_version.number}"
+        messages.success(request, f"Queued training run {run.pk} of '{workflow.slug}' ({kind}).")
+
+
+@admin.action(description="Retrain now (warm start from the active model)")
+def retrain_now(modeladmin, request, queryset):
+    for workflow in queryset:
+        _start(request, workflow, full_retrain=False)
+
+
+@admin.action(description="Retrain from scratch (full retrain)")
+def full_retrain_now(modeladmin, request, queryset):
+    for workflow in queryset:
+        _start(request, workflow, full_retrain=True)
+
+
+# The workflow admin belongs to the workflows app; retraining adds its actions to it here.
+WorkflowAdmin.actions = [*(WorkflowAdmin.actions or []), retrain_now, full_retrain_now]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "workflow", "status", "stage", "trigger", "full_retrain", "epoch", "val_loss",
+                    "snapshot_galaxies", "simulated_votes", "attempt", "created_at", "finished_at"]
+    list_filter = ["workflow", "status", "trigger"]
+    actions = ["cancel_runs"]
+    change_list_template = "admin/retraining/trainingrun/change_list.html"
+    readonly_fields = [f.name for f in TrainingRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="epoch")
+    def epoch(self, run: TrainingRun) -> str:
+        progress = run.progress or {}
+        return f"{progress['epoch']}/{progress.get('epochs', '?')}" if "epoch" in progress else "-"
+
+    @admin.display(description="val loss")
+    def val_loss(self, run: TrainingRun) -> str:
+        return f"{run.history[-1]['val_loss']:.3f}" if run.history else "-"
+
+    @admin.display(description="simulated votes")
+    def simulated_votes(self, run: TrainingRun) -> str:
+        """Demo seed votes come from simulated volunteers; say how much of the training set they are."""
+        if not run.snapshot_classifications:
+            return "-"
+        return f"{run.snapshot_simulated_classifications} of {run.snapshot_classifications}"
+
+    @admin.action(description="Cancel selected queued/running runs")
+    def cancel_runs(self, request, queryset):
+        for run in queryset.filter(status__in=TrainingRun.ACTIVE_STATUSES):
+            cancel_training_run(run_id=run.pk)
+            messages.info(request, f"Cancelled run {run.pk}.")
+
+    def get_urls(self):
+        return [path("retrain/", self.admin_site.admin_view(self.retrain_view), name="retraining_trainingrun_retrain"),
+                *super().get_urls()]
+
+    def retrain_view(self, request: HttpRequest):
+        if request.method == "POST" and self.has_change_permission(request):
+            workflow = get_object_or_404(Workflow, pk=request.POST.get("workflow"))
+            _start(request, workflow, full_retrain=request.POST.get("full_retrain") == "on")
+        return HttpResponseRedirect(reverse("admin:retraining_trainingrun_changelist"))
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "retrain_workflows": Workflow.objects.filter(is_active=True)}
+        return super().changelist_view(request, extra_context=extra_context)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "workflow", "number", "is_active", "predictions_complete", "holdout_rmse",
+                    "run", "created_at", "activated_at"]
+    list_filter = ["workflow", "is_active"]
+    actions = ["activate"]
+    readonly_fields = [f.name for f in ModelVersion._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="hold-out RMSE")
+    def holdout_rmse(self, version: ModelVersion) -> str:
+        rmse = version.metrics.get("rmse")
+        return f"{rmse:.4f}" if rmse is not None else "-"
+
+    @admin.action(description="Activate / roll back to this version (rewrites queue priorities)")
+    def activate(self, request, queryset):
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one model version to activate.")
+            return
+        try:
+            version = activate_model_version(model_version_id=queryset.get().pk)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"{version} is active; the queue follows its acquisition scores.")
+
+
+@admin.register(Prediction)
+class PredictionAdmin(admin.ModelAdmin):
+    list_display = ["galaxy", "model_version", "acquisition", "entropy", "created_at"]
+    list_filter = ["model_version__workflow", "model_version"]
+    search_fields = ["galaxy__id_str"]
+    raw_id_fields = ["galaxy", "model_version"]
+    readonly_fields = [f.name for f in Prediction._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,51 @@
+"""Reads: training runs, model versions and the active model's prediction for a galaxy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from classifier.tree import DecisionTree
+from workflows.models import Workflow
+
+from .models import ModelVersion, Prediction, TrainingRun
+
+
+def training_runs(*, workflow: Workflow | None = None) -> QuerySet[TrainingRun]:
+    runs = TrainingRun.objects.select_related("workflow", "model_version", "triggered_by")
+    return runs.filter(workflow=workflow) if workflow is not None else runs
+
+
+def model_versions(*, workflow: Workflow) -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.filter(workflow=workflow).select_related("run")
+
+
+def active_model_version(*, workflow: Workflow) -> ModelVersion | None:
+    return ModelVersion.objects.filter(workflow=workflow, is_active=True).first()
+
+
+def prediction_block(*, prediction: Prediction, tree: DecisionTree) -> dict[str, Any]:
+    """A stored prediction per question and answer (mean fraction and 90% credible interval)."""
+    version = prediction.model_version
+    index = {column: i for i, column in enumerate(version.answer_columns)}
+    questions = []
+    for question in tree.questions:
+        answers = []
+        for answer in question.answers:
+            i = index.get(f"{question.key}_{answer.key}")
+            if i is not None:
+                answers.append({"answer": answer.key, "label": answer.label, "fraction": prediction.fractions[i],
+                                "lower": prediction.lower[i], "upper": prediction.upper[i]})
+        questions.append({"question": question.key, "answers": answers})
+    return {"model_version": version.number, "model_version_id": version.pk, "interval": 0.9,
+            "acquisition": prediction.acquisition, "entropy": prediction.entropy,
+            "predicted_at": prediction.created_at, "questions": questions}
+
+
+def active_predictions_for_galaxy(*, galaxy_id: int) -> dict[int, dict[str, Any]]:
+    """Per workflow id: the workflow's active model's prediction for this galaxy, if stored."""
+    predictions = (Prediction.objects.filter(galaxy_id=galaxy_id, model_version__is_active=True)
+                   .select_related("model_version__workflow"))
+    return {p.model_version.workflow_id: prediction_block(prediction=p, tree=p.model_version.workflow.decision_tree)
+            for p in predictions}

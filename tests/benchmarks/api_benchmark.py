@@ -1,0 +1,517 @@
+#!/usr/bin/env python
+"""Classifications API at catalogue scale on PostgreSQL: next-subject and submit latency,
+and sustained classifications per second through a real gunicorn server.
+
+    python tests/benchmarks/api_benchmark.py                      # 1M galaxies, 10M classifications
+    python tests/benchmarks/api_benchmark.py --galaxies 100000 --classifications 1000000
+    python tests/benchmarks/api_benchmark.py --reuse              # keep the generated database
+
+It builds its own database (``galaxy_bench`` unless ``--database-url`` says otherwise),
+migrates it and fills it with SQL (generate_series, indexes rebuilt after the load), so a
+full-scale build takes minutes, not hours. Volunteers: 200 veterans with ~8,000
+classifications each, ~C/8 casual volunteers, one "power" volunteer who has classified the
+top of the priority queue (the anti-join's worst case), and new volunteers with no history.
+A galaxy's tally is the sum of its generated classifications; 20% of the galaxies are retired.
+
+Figures are medians/percentiles over many requests on whatever machine runs it (the
+reference machine has 2 shared cores running PostgreSQL, gunicorn and the load clients
+together); not a test, nothing asserts on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+for _path in (ROOT / "platform", ROOT):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from classifier.tree import DecisionTree  # noqa: E402
+
+WORKFLOW = "gz-decals-dr5"
+N_VETERANS = 200
+N_PATHS = 64
+RETIREMENT_COUNT = 40
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/galaxy_bench")
+    parser.add_argument("--galaxies", type=int, default=1_000_000)
+    parser.add_argument("--classifications", type=int, default=10_000_000)
+    parser.add_argument("--reuse", action="store_true", help="keep an existing database built at the same scale")
+    parser.add_argument("--next-requests", type=int, default=2000, help="next-subject requests per measurement")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (one per core did best)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent load-generating client processes")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of sustained load")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--skip-load", action="store_true", help="only build the data and measure next-subject")
+    return parser.parse_args()
+
+
+def section(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def percentiles(values: list[float]) -> tuple[float, float, float]:
+    if not values:
+        return float("nan"), float("nan"), float("nan")
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    return statistics.median(ordered), p99, statistics.fmean(ordered)
+
+
+
+# --------------------------------------------------------------------------- database build
+def admin_connection(url: str):
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(url)
+    return psycopg.connect(**{**info, "dbname": "postgres"}, autocommit=True), info["dbname"]
+
+
+def database_state(url: str) -> dict | None:
+    """The scale recorded by a previous build, or None when there is no complete build."""
+    import psycopg
+
+    admin, name = admin_connection(url)
+    with admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            return None
+    with psycopg.connect(url) as conn:
+        if not conn.execute("SELECT to_regclass('bench_meta')").fetchone()[0]:
+            return None
+        row = conn.execute("SELECT galaxies, classifications FROM bench_meta").fetchone()
+        return {"galaxies": row[0], "classifications": row[1]} if row else None
+
+
+def recreate_database(url: str) -> None:
+    admin, name = admin_connection(url)
+    with admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+
+def timed(conn, label: str, sql: str, params=None) -> None:
+    start = time.perf_counter()
+    cur = conn.execute(sql, params)
+    rows = f", {cur.rowcount:,} rows" if cur.rowcount and cur.rowcount > 0 else ""
+    print(f"  {label}: {time.perf_counter() - start:.1f} s{rows}", flush=True)
+
+
+def drop_secondary_indexes(conn, tables: list[str]) -> list[str]:
+    """Drop unique/foreign-key constraints and indexes (not primary keys) so the bulk load
+    does not maintain them row by row; returns the statements that recreate them."""
+    restore = []
+    for table in tables:
+        constraints = conn.execute(
+            "SELECT conname, pg_get_constraintdef(oid), contype FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype IN ('u', 'f')", [table]).fetchall()
+        names = {name for name, _, _ in constraints}
+        indexes = conn.execute(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i JOIN pg_index x ON x.indexrelid = "
+            "(quote_ident(i.indexname))::regclass WHERE i.tablename = %s AND NOT x.indisprimary",
+            [table]).fetchall()
+        for name, definition, contype in sorted(constraints, key=lambda c: c[2] != "f"):
+            conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        for name, definition in indexes:
+            if name not in names:
+                conn.execute(f'DROP INDEX "{name}"')
+                restore.append(definition)
+        for name, definition, contype in sorted(constraints, key=lambda c: c[2] == "f"):
+            restore.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+    return restore
+
+
+def build(args: argparse.Namespace, tree: DecisionTree) -> None:
+    import psycopg
+    from django.core.management import call_command
+
+    section(f"building {args.galaxies:,} galaxies / ~{args.classifications:,} classifications in a fresh database")
+    recreate_database(args.database_url)
+    call_command("migrate", verbosity=0)
+    G, C = args.galaxies, args.classifications
+    retired = max(1, int(0.8 * C / RETIREMENT_COUNT)) if C >= RETIREMENT_COUNT * 5 else 0
+    retired = min(retired, G // 2)
+    step = G // retired if retired else G + 1
+    # Unretired galaxies share the remaining classifications: n uniform in [0, span).
+    rest = max(0, C - RETIREMENT_COUNT * (G // step))
+    span = max(1, min(RETIREMENT_COUNT - 1, int(round(2 * rest / max(1, G - G // step))) + 1))
+    n_casual = max(1000, C // 8)
+    n_power = min(20_000, G // 20)
+    rng = random.Random(7)
+    paths = [tree.random_path(rng) for _ in range(N_PATHS)]
+    with psycopg.connect(args.database_url, autocommit=True) as conn:
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        conn.execute("SET work_mem = '256MB'")
+        workflows = dict(conn.execute("SELECT slug, id FROM workflows_workflow").fetchall())
+        wf = workflows[WORKFLOW]
+        conn.execute("UPDATE workflows_workflow SET retirement_count = %s", [RETIREMENT_COUNT])
+        tables = ["galaxies_galaxy", "classifications_subjectstatus", "classifications_classification"]
+        restore = drop_secondary_indexes(conn, tables)
+        timed(conn, "galaxies", """
+            INSERT INTO galaxies_galaxy (id, id_str, ra, dec, survey, pixel_scale, image, fits_source, metadata,
+                                         is_simulated, created_at)
+            SELECT g, 'BENCH' || lpad(g::text, 8, '0'), (g * 0.0003597) %% 360, (g::bigint * 7919 %% 1800000) / 10000.0 - 90,
+                   'bench', 0.262, 'galaxies/bench-placeholder.jpg', '', '{}', true, now()
+            FROM generate_series(1, %s) g""", [G])
+        conn.execute("SELECT setval(pg_get_serial_sequence('galaxies_galaxy', 'id'), %s)", [G])
+        conn.execute("CREATE UNLOGGED TABLE bench_counts AS SELECT g, CASE WHEN g %% %s = 0 THEN %s "
+                     "ELSE floor(((g * 0.6180339887) %% 1) * %s)::int END AS n FROM generate_series(1, %s) g",
+                     [step, RETIREMENT_COUNT, span, G])
+        conn.execute("CREATE UNLOGGED TABLE bench_paths (pid int PRIMARY KEY, annotations jsonb, cols text[])")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO bench_paths VALUES (%s, %s, %s)",
+                            [(i, json.dumps(p), [f"{a['question']}_{a['answer']}" for a in p])
+                             for i, p in enumerate(paths)])
+        # The k-th classification of galaxy g: k = 1, 2 by veterans, the rest by casual volunteers,
+        # never the same volunteer twice on one galaxy (k < 50).
+        volunteer = (f"CASE WHEN k = 1 THEN 'anon:vet' || (c.g %% {N_VETERANS}) "
+                     f"WHEN k = 2 THEN 'anon:vet' || ((c.g + {N_VETERANS // 2}) %% {N_VETERANS}) "
+                     f"ELSE 'anon:casual' || ((c.g * 50 + k) %% {n_casual}) END")
+        timed(conn, "classifications", f"""
+            INSERT INTO classifications_classification (workflow_id, workflow_version, galaxy_id, user_id,
+                volunteer_key, annotations, idempotency_key, counted, selection, is_simulated, is_favourite,
+                started_at, finished_at, created_at, user_agent)
+            SELECT %s, 1, c.g, NULL, {volunteer}, p.annotations, 'bench-' || c.g || '-' || k, true, 'priority',
+                   true, false, NULL, t, t, ''
+            FROM bench_counts c CROSS JOIN LATERAL generate_series(1, c.n) k
+            JOIN bench_paths p ON p.pid = (c.g * 31 + k) %% {N_PATHS}
+            CROSS JOIN LATERAL (SELECT now() - ((c.g * 37 + k * 101) %% 31536000) * interval '1 second' AS t) ts
+            """, [wf])
+        timed(conn, "tallies", f"""
+            CREATE UNLOGGED TABLE bench_votes AS
+            SELECT g, jsonb_object_agg(col, n) AS counts FROM (
+                SELECT x.g, col, count(*)::int AS n
+                FROM (SELECT c.g, (c.g * 31 + k) %% {N_PATHS} AS pid
+                      FROM bench_counts c CROSS JOIN LATERAL generate_series(1, c.n) k) x
+                JOIN bench_paths p ON p.pid = x.pid CROSS JOIN LATERAL unnest(p.cols) col
+                GROUP BY x.g, col) v
+            GROUP BY g""", [])
+        timed(conn, "statuses", """
+            INSERT INTO classifications_subjectstatus (workflow_id, galaxy_id, vote_counts, classification_count,
+                retired_at, retirement_reason, priority, random_key, draw_key, updated_at)
+            SELECT w.id, c.g, CASE WHEN w.id = %s THEN coalesce(v.counts, '{}') ELSE '{}' END,
+                   CASE WHEN w.id = %s THEN c.n ELSE 0 END,
+                   CASE WHEN w.id = %s AND c.n >= %s THEN now() END,
+                   CASE WHEN w.id = %s AND c.n >= %s THEN 'classification_count' ELSE '' END,
+                   random(), random(), random(), now()
+            FROM bench_counts c CROSS JOIN workflows_workflow w LEFT JOIN bench_votes v ON v.g = c.g""",
+               [wf, wf, wf, RETIREMENT_COUNT, wf, RETIREMENT_COUNT])
+        # The power volunteer has classified the top of the queue: the next-subject query must skip it all.
+        power_path = paths[0]
+        cols = [f"{a['question']}_{a['answer']}" for a in power_path]
+        bump = " || ".join(f"jsonb_build_object('{c}', coalesce((vote_counts->>'{c}')::int, 0) + 1)" for c in cols)
+        conn.execute("""CREATE UNLOGGED TABLE bench_power AS SELECT galaxy_id FROM classifications_subjectstatus
+                         WHERE workflow_id = %s AND retired_at IS NULL ORDER BY priority DESC LIMIT %s""",
+                     [wf, n_power])
+        timed(conn, "power volunteer", """
+            INSERT INTO classifications_classification (workflow_id, workflow_version, galaxy_id, volunteer_key,
+                annotations, idempotency_key, counted, selection, is_simulated, is_favourite, finished_at, created_at,
+                user_agent)
+            SELECT %s, 1, galaxy_id, 'anon:power', %s, 'bench-power-' || galaxy_id, true, 'priority', true, false,
+                   now(), now(), '' FROM bench_power""", [wf, json.dumps(power_path)])
+        conn.execute(f"""UPDATE classifications_subjectstatus s SET classification_count = classification_count + 1,
+                         vote_counts = vote_counts || {bump} FROM bench_power p
+                         WHERE s.workflow_id = %s AND s.galaxy_id = p.galaxy_id""", [wf])
+        start = time.perf_counter()
+        for statement in restore:
+            conn.execute(statement)
+        print(f"  indexes and constraints ({len(restore)}): {time.perf_counter() - start:.1f} s", flush=True)
+        for table in ("bench_counts", "bench_paths", "bench_votes", "bench_power"):
+            conn.execute(f"DROP TABLE {table}")
+        for table in tables:
+            timed(conn, f"vacuum analyze {table}", f"VACUUM ANALYZE {table}")
+        total = conn.execute("SELECT count(*) FROM classifications_classification").fetchone()[0]
+        conn.execute("CREATE TABLE bench_meta (galaxies int, classifications bigint)")
+        conn.execute("INSERT INTO bench_meta VALUES (%s, %s)", [G, C])
+        size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
+        print(f"  built: {total:,} classifications, database size {size}", flush=True)
+
+
+# --------------------------------------------------------------------------- measurements
+def volunteer_sessions(n_new: int) -> dict[str, list[str]]:
+    """Session cookies for each kind of volunteer (anonymous sessions, as the web UI uses),
+    made with the configured session engine so the server reads the same volunteer back."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
+
+    def session(volunteer_id: str) -> str:
+        store = SessionStore()
+        store["volunteer_id"] = volunteer_id
+        store.save()
+        return store.session_key
+
+    return {"veteran": [session(f"vet{i}") for i in range(N_VETERANS)],
+            "power": [session("power")],
+            "new": [session(uuid.uuid4().hex) for _ in range(n_new)]}
+
+
+def explain_next(workflow, volunteer_key: str) -> str:
+    """The plan of the statement next_subjects() sends for a random share of 2 out of 10."""
+    from django.db import connection
+
+    from classifications import selectors
+
+    captured = []
+    with connection.execute_wrapper(lambda execute, sql, params, many, context: captured.append((sql, params))
+                                    or execute(sql, params, many, context)):
+        for seed in range(100):  # a seed whose draw takes two random picks
+            rng = random.Random(seed)
+            if sum(rng.random() < 0.2 for _ in range(10)) == 2:
+                break
+        captured.clear()
+        selectors.next_subjects(workflow=workflow, volunteer_key=volunteer_key, limit=10, random_fraction=0.2,
+                                rng=random.Random(seed))
+    sql, params = captured[0]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        return "\n".join("    " + row[0] for row in cursor.fetchall())
+
+
+def measure_selector(workflow, n_requests: int) -> list[tuple[str, float, float, float]]:
+    from classifications.selectors import next_subjects
+
+    rng = random.Random(3)
+    kinds = {"veteran": lambda: f"anon:vet{rng.randrange(N_VETERANS)}", "power": lambda: "anon:power",
+             "new": lambda: f"anon:{uuid.uuid4().hex}"}
+    rows = []
+    for kind, volunteer in kinds.items():
+        n = n_requests if kind != "power" else max(50, n_requests // 10)
+        timings = []
+        for _ in range(n):
+            key = volunteer()
+            start = time.perf_counter()
+            items = next_subjects(workflow=workflow, volunteer_key=key, limit=10, rng=rng)
+            timings.append((time.perf_counter() - start) * 1000)
+            assert len(items) == 10, (kind, len(items))
+        rows.append((kind, n, *percentiles(timings)))
+    return rows
+
+
+def start_server(args: argparse.Namespace) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": args.database_url, "DEBUG": "false", "LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "gunicorn", "--pythonpath", "platform", "config.wsgi",
+               "-b", f"127.0.0.1:{args.port}", "-w", str(args.workers), "-k", "gthread", "--threads",
+               str(args.threads), "--log-level", "warning", "--keep-alive", "30"]
+    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=5)
+            conn.request("GET", "/api/workflows/")
+            if conn.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.5)
+    server.terminate()
+    raise SystemExit("gunicorn did not come up")
+
+
+def client_loop(port: int, cookies: list[str], walks: list[list[dict]], seconds: float, seed: int,
+                next_only: bool, queue: mp.Queue) -> None:
+    """A volunteer-like client: fetch a batch of next galaxies, classify each, repeat (as a
+    volunteer drawn afresh for every batch)."""
+    rng = random.Random(seed)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    records = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        # A volunteer per batch: one volunteer classifying hundreds of galaxies in seconds would
+        # measure the queue's skipped-prefix worst case (see the power volunteer), not the API.
+        cookie = f"sessionid={rng.choice(cookies)}"
+        start = time.perf_counter()
+        conn.request("GET", f"/api/workflows/{WORKFLOW}/next/?limit=10", headers={"Cookie": cookie})
+        response = conn.getresponse()
+        body = response.read()
+        records.append(("next", (time.perf_counter() - start) * 1000, response.status))
+        if next_only or response.status != 200:
+            continue
+        for item in json.loads(body)["results"]:
+            payload = json.dumps({"workflow": WORKFLOW, "galaxy": item["galaxy"]["id_str"],
+                                  "annotations": rng.choice(walks), "idempotency_key": uuid.uuid4().hex,
+                                  "selection": item["selection"]})
+            start = time.perf_counter()
+            conn.request("POST", "/api/classifications/", body=payload,
+                         headers={"Cookie": cookie, "Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            records.append(("submit", (time.perf_counter() - start) * 1000, response.status))
+            if time.perf_counter() >= deadline:
+                break
+    queue.put((records, time.process_time()))
+
+
+def run_load(args: argparse.Namespace, cookies: list[str], walks, seconds: float, next_only: bool = False):
+    queue: mp.Queue = mp.Queue()
+    ctx_clients = [mp.Process(target=client_loop, args=(args.port, cookies, walks, seconds, seed, next_only, queue))
+                   for seed in range(args.clients)]
+    start = time.perf_counter()
+    for process in ctx_clients:
+        process.start()
+    records, client_cpu = [], 0.0
+    for _ in ctx_clients:
+        mine, cpu = queue.get()
+        records += mine
+        client_cpu += cpu
+    for process in ctx_clients:
+        process.join()
+    return records, time.perf_counter() - start, client_cpu
+
+
+def summarise_load(records, elapsed: float) -> list[tuple]:
+    rows = []
+    for kind in ("next", "submit"):
+        mine = [r for r in records if r[0] == kind]
+        if not mine:
+            continue
+        ok = [ms for _, ms, code in mine if code in (200, 201)]
+        statuses = {}
+        for _, _, code in mine:
+            statuses[code] = statuses.get(code, 0) + 1
+        rows.append((kind, len(mine), len(mine) / elapsed, *percentiles(ok)[:2], statuses))
+    return rows
+
+
+def cpu_seconds(server: subprocess.Popen, database: str) -> tuple[float, float]:
+    """CPU time used so far by the gunicorn workers and by this database's PostgreSQL backends
+    (from /proc): on a shared machine, CPU per request says more than wall-clock rates."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [database])
+        backends = [row[0] for row in cursor.fetchall()]
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+    workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+
+    def ticks(pids: list[int]) -> int:
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                continue
+        return total
+
+    hz = os.sysconf("SC_CLK_TCK")
+    return ticks(workers) / hz, ticks(backends) / hz
+
+
+def check_consistency(since) -> tuple[int, int]:
+    """Statuses touched by the load whose tally differs from a recount of their classifications."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            SELECT count(*), count(*) FILTER (WHERE s.classification_count <> (
+                SELECT count(*) FROM classifications_classification c
+                WHERE c.workflow_id = s.workflow_id AND c.galaxy_id = s.galaxy_id AND c.counted))
+            FROM classifications_subjectstatus s WHERE s.updated_at >= %s""", [since])
+        touched, mismatched = cursor.fetchone()
+    return touched, mismatched
+
+
+def machine_speed() -> str:
+    """A fixed pure-Python loop, so figures from a busy shared machine can be scaled: it takes
+    about 0.3 s of CPU on an idle modern x86 core."""
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return (f"5M-iteration Python loop: {time.process_time() - start_cpu:.2f} s CPU, "
+            f"{time.perf_counter() - start_wall:.2f} s wall; load average {os.getloadavg()[0]:.1f} "
+            f"on {os.cpu_count()} cores")
+
+
+def main() -> None:
+    args = parse_args()
+    print(machine_speed(), flush=True)
+    os.environ["DATABASE_URL"] = args.database_url
+    os.environ["DEBUG"] = "false"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+    from django.utils import timezone
+    from psycopg.conninfo import conninfo_to_dict
+
+    from workflows.models import Workflow
+
+    tree = DecisionTree.load("decals_dr5")
+    state = database_state(args.database_url)
+    wanted = {"galaxies": args.galaxies, "classifications": args.classifications}
+    if not (args.reuse and state == wanted):
+        build(args, tree)
+    else:
+        print(f"reusing {args.database_url} ({state['galaxies']:,} galaxies, {state['classifications']:,} classifications)")
+        call_command("migrate", verbosity=0)
+    connections.close_all()
+    workflow = Workflow.objects.get(slug=WORKFLOW)
+
+    section("EXPLAIN ANALYZE of the next-subject priority query")
+    for key in ("anon:vet0", "anon:power", "anon:nobody-yet"):
+        print(f"  volunteer {key}:\n{explain_next(workflow, key)}")
+
+    section(f"next_subjects() in-process (ORM + SQL, no HTTP), limit=10, random_fraction={workflow.random_fraction}")
+    print(f"  {'volunteer':<10} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    for kind, n, p50, p99, mean in measure_selector(workflow, args.next_requests):
+        print(f"  {kind:<10} {n:>8} {p50:>8.2f} {p99:>8.2f} {mean:>8.2f}")
+    if args.skip_load:
+        return
+
+    sessions = volunteer_sessions(n_new=max(args.clients * 4, 64))
+    connections.close_all()
+    walks = [tree.random_path(random.Random(seed)) for seed in range(500)]
+    server = start_server(args)
+    database = conninfo_to_dict(args.database_url)["dbname"]
+    try:
+        section(f"HTTP via gunicorn ({args.workers} workers x {args.threads} thread, gthread) with "
+                f"{args.clients} client processes on the same machine")
+        run_load(args, sessions["new"], walks, 3.0)  # warm-up: imports, connections, caches
+        print(f"  {'workload':<28} {'kind':<7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  statuses")
+        for label, cookies, next_only in (("next only, veterans", sessions["veteran"], True),
+                                          ("next only, new volunteers", sessions["new"], True),
+                                          ("next + submit, mixed", sessions["veteran"] + sessions["new"], False)):
+            since = timezone.now()
+            seconds = args.duration if not next_only else max(5.0, args.duration / 3)
+            cpu_before = cpu_seconds(server, database)
+            records, elapsed, client_cpu = run_load(args, cookies, walks, seconds, next_only=next_only)
+            cpu_after = cpu_seconds(server, database)
+            app_ms, db_ms = ((after - before) * 1000 / max(1, len(records)) for before, after in zip(cpu_before, cpu_after))
+            for kind, n, rate, p50, p99, statuses in summarise_load(records, elapsed):
+                print(f"  {label:<28} {kind:<7} {n:>8} {rate:>8.0f} {p50:>8.2f} {p99:>8.2f}  {statuses}",
+                      flush=True)
+            print(f"  {label:<28} server CPU per request: {app_ms + db_ms:.2f} ms (gunicorn {app_ms:.2f} + "
+                  f"PostgreSQL {db_ms:.2f}) -> ~{2000 / (app_ms + db_ms):.0f} requests/s if 2 cores were free "
+                  f"for the server; load clients {client_cpu * 1000 / max(1, len(records)):.2f} ms", flush=True)
+            if not next_only:
+                touched, mismatched = check_consistency(since)
+                print(f"  consistency after load: {mismatched} of {touched:,} touched galaxies differ from a recount")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import betabinom
+
+from classifier.retirement import RetirementRule, betabinom_sf
+from classifier.schema import Schema
+from classifier.tree import DecisionTree
+
+SMOOTH_ROUND = [("smooth-or-featured", "smooth"), ("how-rounded", "round"), ("merging", "none")]
+FEATURED_FACE_ON = [("smooth-or-featured", "featured-or-disk"), ("disk-edge-on", "no"), ("bar", "no"),
+                    ("has-spiral-arms", "no"), ("bulge-size", "small"), ("merging", "none")]
+FEATURED_BARRED = [(q, "strong" if q == "bar" else a) for q, a in FEATURED_FACE_ON]
+
+ASKED_ORDER = ["smooth-or-featured", "how-rounded", "disk-edge-on", "bar", "has-spiral-arms", "bulge-size", "merging"]
+
+# Two questions: "shape" a -> "detail", b -> end.
+SMALL_TREE = DecisionTree.from_dict({"name": "small", "first": "shape", "questions": [
+    {"key": "shape", "answers": [{"key": "a", "next": "detail"}, {"key": "b", "next": None}]},
+    {"key": "detail", "answers": [{"key": "x", "next": None}, {"key": "y", "next": None}]}]})
+
+
+@pytest.fixture(scope="module")
+def decals():
+    return DecisionTree.load("decals_dr5")
+
+
+def tally(paths):
+    counts = {}
+    for path in paths:
+        for question, answer in path:
+            counts[f"{question}_{answer}"] = counts.get(f"{question}_{answer}", 0) + 1
+    return counts
+
+
+def first_decisive(rule, stream):
+    for n in range(1, len(stream) + 1):
+        if rule.is_decisive(tally(stream[:n])).decisive:
+            return n
+    return None
+
+
+def test_betabinomial_tail_matches_scipy():
+    x, n = np.array([0, 3, 7, 11, 5]), np.array([10, 10, 12, 11, 4])
+    a, b = np.array([0.5, 2.0, 3.5, 1.0, 2.0]), np.array([4.0, 2.0, 0.7, 9.0, 1.0])
+    np.testing.assert_allclose(betabinom_sf(x, n, a, b), betabinom.sf(x - 1, n, a, b), atol=1e-12)
+
+
+def test_never_retires_before_min_votes(decals):
+    rule = RetirementRule(decals, min_votes=8)
+    decisions = [rule.is_decisive(tally([SMOOTH_ROUND] * n)) for n in range(1, 8)]
+    assert not any(d.decisive for d in decisions)
+    assert all("min_votes" in d.reason for d in decisions)
+
+
+def test_unanimous_stream_retires_early(decals):
+    rule = RetirementRule(decals, min_votes=5)
+    n = first_decisive(rule, [SMOOTH_ROUND] * 40)
+    assert n is not None and 5 <= n <= 15
+
+
+def test_even_split_never_retires_before_the_count(decals):
+    rule = RetirementRule(decals, max_votes=40)
+    stream = [SMOOTH_ROUND, FEATURED_FACE_ON] * 20
+    assert all(not rule.is_decisive(tally(stream[:n])).decisive for n in range(1, 40))
+    final = rule.is_decisive(tally(stream))
+    assert final.decisive and final.remaining == 0
+
+
+def test_model_prior_moves_the_decision_in_its_direction():
+    rule = RetirementRule(SMALL_TREE, max_votes=40, threshold=0.01, questions=["shape"])
+    votes = {"shape_b": 7, "shape_a": 2, "detail_x": 2}
+    agreeing = {"shape_a": 0.02, "shape_b": 0.98, "detail_x": 0.5, "detail_y": 0.5}
+    disagreeing = {"shape_a": 0.98, "shape_b": 0.02, "detail_x": 0.5, "detail_y": 0.5}
+    plain = rule.is_decisive(votes).per_question["shape"].p_change
+    with_agreeing = rule.is_decisive(votes, prior=agreeing, prior_strength=20).per_question["shape"].p_change
+    with_disagreeing = rule.is_decisive(votes, prior=disagreeing, prior_strength=20).per_question["shape"].p_change
+    assert with_agreeing < plain < with_disagreeing
+    assert rule.is_decisive(votes, prior=agreeing, prior_strength=20).decisive
+    assert not rule.is_decisive(votes).decisive
+
+
+def test_deep_question_with_votes_still_to_come_blocks_retirement(decals):
+    rule = RetirementRule(decals)
+    counts = tally([FEATURED_FACE_ON] * 6 + [FEATURED_BARRED] * 6)
+    decision = rule.is_decisive(counts)
+    assert not decision.decisive
+    assert not decision.per_question["bar"].decisive
+    assert decision.per_question["smooth-or-featured"].decisive
+    assert decision.per_question["how-rounded"].decisive  # never reached: nothing to wait for
+
+
+def test_question_that_can_no_longer_matter_is_ignored():
+    votes = {"shape_b": 15, "shape_a": 2, "detail_x": 1, "detail_y": 1}
+    near_the_end = RetirementRule(SMALL_TREE, max_votes=18, min_scored_votes=5).is_decisive(votes)
+    assert near_the_end.decisive
+    assert near_the_end.per_question["detail"].p_change == 1.0  # a tie, but it cannot reach 5 votes
+    far_from_end = RetirementRule(SMALL_TREE, max_votes=80, min_scored_votes=5).is_decisive(votes)
+    assert not far_from_end.decisive and not far_from_end.per_question["detail"].decisive
+
+
+def test_restricting_to_the_first_question(decals):
+    counts = tally([FEATURED_FACE_ON] * 6 + [FEATURED_BARRED] * 6)
+    rule = RetirementRule(decals, questions=["smooth-or-featured"])
+    assert rule.is_decisive(counts).decisive
+    assert set(rule.is_decisive(counts).per_question) == {"smooth-or-featured"}
+
+
+def test_vectorised_mask_agrees_with_single_galaxy_decisions(decals):
+    rule = RetirementRule(decals)
+    schema = Schema.from_tree(decals)
+    streams = [[SMOOTH_ROUND] * n + [FEATURED_FACE_ON] * m for n, m in [(12, 0), (9, 3), (5, 5), (0, 14), (20, 2)]]
+    counts = np.array([[tally(s).get(c, 0) for c in schema.answer_columns] for s in streams], dtype=float)
+    mask = rule.decisive_mask(counts)
+    assert mask.tolist() == [rule.is_decisive(tally(s)).decisive for s in streams]
+    assert mask.any() and not mask.all()
+
+
+def _benchmark_module():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "retirement_benchmark.py"
+    spec = importlib.util.spec_from_file_location("retirement_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rebuilt_streams_reproduce_the_counts_along_valid_paths(decals):
+    bench = _benchmark_module()
+    schema = Schema.from_tree(decals)
+    streams = [[SMOOTH_ROUND] * 4 + [FEATURED_FACE_ON] * 3 + [FEATURED_BARRED] * 2, [SMOOTH_ROUND] * 3]
+    counts = np.array([[tally(s).get(c, 0) for c in schema.answer_columns] for s in streams])
+    votes = bench.VoteSet("synthetic", schema, np.array(["a", "b"]), counts)
+    cumulative, volunteers, stats = bench.rebuild_streams(votes, np.random.default_rng(1))
+    assert volunteers.tolist() == [9, 3]
+    np.testing.assert_array_equal(cumulative[np.arange(2), volunteers], counts)
+    assert stats["dropped_votes"] == 0 and stats["truncated_paths"] == 0
+    for step in np.diff(cumulative[0, :10].astype(int), axis=0):
+        path = [tuple(schema.answer_columns[i].split("_", 1)) for i in np.flatnonzero(step)]
+        ordered = sorted(path, key=lambda qa: ASKED_ORDER.index(qa[0]))
+        decals.validate_annotations(ordered)
+
+
+@pytest.mark.shared_data
+def test_real_decals_counts_map_onto_the_tree(shared_data):
+    bench = _benchmark_module()
+    votes = bench.load_decals(shared_data / "gz_decals_votes" / "full_tree_counts.csv")
+    assert votes.counts.shape == (1618, votes.schema.n_answers)
+    column = votes.schema.answer_columns.index
+    merging = votes.counts[:, [column(f"merging_{a}") for a in ("none", "minor-disturbance", "merger")]].sum()
+    not_artifact = votes.counts[:, [column("smooth-or-featured_smooth"), column("smooth-or-featured_featured-or-disk")]].sum()
+    assert 0.99 * not_artifact <= merging <= not_artifact  # the old merging answers all found a new home

@@ -1,0 +1,55 @@
+"""Admin-only API to start, poll and cancel runs and to activate model versions."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from retraining.models import TrainingRun
+
+pytestmark = pytest.mark.django_db
+RUNS = "/api/workflows/gz-decals-dr5/training-runs/"
+
+
+@pytest.fixture
+def admin_client():
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.create_superuser("boss", "boss@example.org", "pw-12345678"))
+    return client
+
+
+def test_volunteers_cannot_start_runs(decals):
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.create_user("vol", "vol@example.org", "pw-12345678"))
+    assert client.post(RUNS, {}, format="json").status_code == 403
+    assert APIClient().get(RUNS).status_code == 403
+    assert not TrainingRun.objects.exists()
+
+
+def test_admin_starts_polls_and_cancels_a_run(admin_client, decals, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as dispatched:
+        response = admin_client.post(RUNS, {"hyperparameters": {"epochs": 3}}, format="json")
+    assert response.status_code == 201, response.json()
+    run = response.json()
+    assert (run["status"], run["trigger"], run["workflow"]) == ("queued", "api", "gz-decals-dr5")
+    assert run["hyperparameters"]["overrides"]["epochs"] == 3
+    assert len(dispatched) == 1  # the training task is sent once the run is committed
+
+    again = admin_client.post(RUNS, {}, format="json")
+    assert again.status_code == 409 and again.json()["code"] == "training_run_active"
+    assert admin_client.get(f"/api/training-runs/{run['id']}/").json()["status"] == "queued"
+    assert [r["id"] for r in admin_client.get(RUNS).json()["results"]] == [run["id"]]
+
+    cancelled = admin_client.post(f"/api/training-runs/{run['id']}/cancel/")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert admin_client.post(f"/api/training-runs/{run['id']}/cancel/").status_code == 409
+
+
+def test_bad_hyperparameters_are_rejected_naming_the_field(admin_client, decals):
+    response = admin_client.post(RUNS, {"hyperparameters": {"epochs": 0}}, format="json")
+    assert response.status_code == 400
+    assert "epochs" in response.json()["hyperparameters"]
+    assert not TrainingRun.objects.exists()
+
+
+def test_unknown_workflow_is_404(admin_client, decals):
+    assert admin_client.post("/api/workflows/nope/training-runs/", {}, format="json").status_code == 404

@@ -1,0 +1,184 @@
+"""The loop end to end with a real Celery worker process and Redis (not eager mode), and the
+fault case: the worker is SIGKILLed mid-training, the message is redelivered to a new worker
+which resumes the run, the active model never changes meanwhile, no duplicate version."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from rest_framework.test import APIClient
+
+from classifications.models import SubjectStatus
+from retraining.models import ModelVersion, Prediction, TrainingRun
+from workflows.models import Workflow
+
+from .conftest import TINY_TRAINING, make_galaxies, seed_votes, simulated_answer
+
+pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.slow,
+              pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+REPO_ROOT = Path(__file__).resolve().parents[3]
+RUN_TIMEOUT = 90
+
+
+def redis_unreachable_reason() -> str | None:
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith("redis://"):
+        return f"needs a Redis broker: CELERY_BROKER_URL is {url!r} (CI sets redis://127.0.0.1:6379/0)"
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        return f"Redis at {url} unreachable: {exc}"
+    return None
+
+
+def worker_database_url() -> str:
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def start_worker(transactional_db, tmp_path):
+    """Start `celery worker -Q default,gpu` on the test database and MEDIA_ROOT; every worker
+    is SIGKILLed (whole process group) at teardown, before the database is flushed."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the worker needs the test database on PostgreSQL (an SQLite test database may be in memory)")
+    if reason := redis_unreachable_reason():
+        pytest.skip(reason)
+    processes = []
+
+    def start(**extra_env: str) -> subprocess.Popen:
+        env = {**os.environ, "DATABASE_URL": worker_database_url(), "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+               "VAR_DIR": str(tmp_path / "var"), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+               "RETRAIN_AFTER_CLASSIFICATIONS": "0", "RETRAIN_MIN_GALAXIES": "5", "RETRAIN_PROGRESS_INTERVAL": "0.2",
+               "RETRAIN_PREDICT_CHUNK_SIZE": "10", "RETRAIN_PREDICT_MC_SAMPLES": "3", "OMP_NUM_THREADS": "1",
+               **extra_env}
+        log = open(tmp_path / f"worker-{len(processes)}.log", "w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "--workdir", "platform", "-A", "config", "worker", "-Q", "default,gpu",
+             "--concurrency", "1", "--prefetch-multiplier", "1", "-l", "info", "-n", f"test-{uuid.uuid4().hex[:8]}@%h"],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        kill(process)
+
+
+def kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+def worker_logs(tmp_path) -> str:
+    return "\n".join(p.read_text()[-3000:] for p in sorted(tmp_path.glob("worker-*.log")))
+
+
+def wait_for(predicate, timeout: float, tmp_path, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{worker_logs(tmp_path)}")
+
+
+def admin_client() -> APIClient:
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.create_superuser(
+        f"admin-{uuid.uuid4().hex[:6]}", "admin@example.org", "pw-12345678"))
+    return client
+
+
+def wait_until_finished(client: APIClient, run_id: int, tmp_path) -> dict:
+    return wait_for(lambda: (body := client.get(f"/api/training-runs/{run_id}/").json())["status"]
+                    in ("succeeded", "failed", "cancelled") and body, RUN_TIMEOUT, tmp_path, f"run {run_id}")
+
+
+def acquisition_by_galaxy(version: ModelVersion) -> dict[int, float]:
+    return dict(Prediction.objects.filter(model_version=version).values_list("galaxy_id", "acquisition"))
+
+
+def test_votes_through_api_retrain_on_worker_and_queue_follows_scores(start_worker, tmp_path):
+    import random
+
+    start_worker()
+    workflow = Workflow.objects.get(slug="gz-decals-dr5")
+    Workflow.objects.filter(pk=workflow.pk).update(random_fraction=0.0)
+    galaxies = make_galaxies(30)
+    rng = random.Random(0)
+    for volunteer in (APIClient(), APIClient()):
+        for galaxy in galaxies[:24]:
+            response = volunteer.post("/api/classifications/", {
+                "workflow": workflow.slug, "galaxy": galaxy.id_str, "annotations": simulated_answer(galaxy, rng),
+                "idempotency_key": uuid.uuid4().hex}, format="json")
+            assert response.status_code == 201, response.json()
+
+    admin = admin_client()
+    started = admin.post(f"/api/workflows/{workflow.slug}/training-runs/", {"hyperparameters": TINY_TRAINING},
+                         format="json")
+    assert started.status_code == 201, started.json()
+    run = wait_until_finished(admin, started.json()["id"], tmp_path)
+    assert run["status"] == "succeeded", run["error"] + worker_logs(tmp_path)
+    assert run["snapshot_galaxies"] + run["snapshot_holdout_galaxies"] == 24 and run["history"]
+
+    version = ModelVersion.objects.get(workflow=workflow, is_active=True)
+    assert version.run_id == run["id"] and run["model_version"] == version.pk
+    scores = acquisition_by_galaxy(version)
+    assert len(scores) == 30
+    priorities = dict(SubjectStatus.objects.filter(workflow=workflow).values_list("galaxy_id", "priority"))
+    assert priorities == pytest.approx(scores)
+    queue = APIClient().get(f"/api/workflows/{workflow.slug}/next/", {"limit": 10}).json()["results"]
+    assert {item["galaxy"]["id"] for item in queue} == set(sorted(scores, key=scores.get, reverse=True)[:10])
+
+
+def test_killed_worker_run_is_redelivered_resumed_and_active_model_kept(start_worker, tmp_path):
+    short_visibility = {"CELERY_VISIBILITY_TIMEOUT": "1"}
+    first_worker = start_worker(**short_visibility)
+    workflow = Workflow.objects.get(slug="gz-decals-dr5")
+    seed_votes(workflow, make_galaxies(30), volunteers=2)
+    admin = admin_client()
+    runs_url = f"/api/workflows/{workflow.slug}/training-runs/"
+
+    first = wait_until_finished(admin, admin.post(runs_url, {"hyperparameters": TINY_TRAINING}, format="json")
+                                .json()["id"], tmp_path)
+    assert first["status"] == "succeeded", first["error"]
+    active = ModelVersion.objects.get(workflow=workflow, is_active=True)
+    active_scores = acquisition_by_galaxy(active)
+
+    long_training = {**TINY_TRAINING, "epochs": 200, "patience": 200, "image_size": 32, "widths": [16, 32]}
+    run_id = admin.post(runs_url, {"hyperparameters": long_training}, format="json").json()["id"]
+    wait_for(lambda: len(TrainingRun.objects.get(pk=run_id).history) >= 2, RUN_TIMEOUT, tmp_path, "two epochs")
+    kill(first_worker)
+
+    killed = TrainingRun.objects.get(pk=run_id)
+    assert killed.status == TrainingRun.Status.RUNNING and killed.attempt == 1
+    assert ModelVersion.objects.get(workflow=workflow, is_active=True) == active
+    assert ModelVersion.objects.filter(workflow=workflow).count() == 1
+    priorities = dict(SubjectStatus.objects.filter(workflow=workflow).values_list("galaxy_id", "priority"))
+    assert priorities == pytest.approx(active_scores)
+
+    time.sleep(1.5)  # past the visibility timeout: the next worker restores the unacknowledged message
+    start_worker(**short_visibility)
+    run = wait_until_finished(admin, run_id, tmp_path)
+    assert run["status"] == "succeeded", run["error"] + worker_logs(tmp_path)
+    assert run["attempt"] == 2 and "resumes" in run["log"]
+    epochs = [h["epoch"] for h in run["history"]]
+    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > len(killed.history)
+    versions = ModelVersion.objects.filter(workflow=workflow)
+    assert versions.count() == 2 and versions.filter(run_id=run_id).count() == 1
+    assert versions.get(is_active=True).run_id == run_id
