@@ -43,12 +43,21 @@ def _add_catalog_args(parser: argparse.ArgumentParser) -> None:
                         help="catalog format; auto detects Kaggle (GalaxyID, Class1.1 ...)")
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
 def _add_training_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--architecture", help="'compact' or a timm model name, e.g. efficientnet_b0")
     parser.add_argument("--image-size", type=int, help="network input size in pixels")
     parser.add_argument("--channels", type=int, choices=[1, 3], help="1 = greyscale, 3 = colour")
+    parser.add_argument("--crop-fraction", type=_fraction,
+                        help="central fraction of each image the network sees (0.5 suits GZ2/Kaggle cutouts)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, help="AdamW learning rate")
     parser.add_argument("--patience", type=int, help="early-stopping patience in epochs")
@@ -59,8 +68,8 @@ def _add_training_args(parser: argparse.ArgumentParser) -> None:
 
 def _training_overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = {"epochs": "epochs", "architecture": "architecture", "image_size": "image_size", "channels": "channels",
-             "batch_size": "batch_size", "lr": "lr", "patience": "patience", "seed": "seed",
-             "trainable_blocks": "trainable_encoder_blocks"}
+             "crop_fraction": "crop_fraction", "batch_size": "batch_size", "lr": "lr", "patience": "patience",
+             "seed": "seed", "trainable_blocks": "trainable_encoder_blocks"}
     out = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg, None) is not None}
     out["device"] = args.device
     return out

@@ -60,6 +60,10 @@ class TrainConfig:
     eval_mc_samples: int = 5
     timm_kwargs: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not 0 < self.crop_fraction <= 1:
+            raise ValueError(f"crop_fraction must be in (0, 1], got {self.crop_fraction}")
+
     @classmethod
     def fast_cpu(cls, **overrides: Any) -> TrainConfig:
         """A few hundred galaxies in well under two minutes on two CPU cores."""

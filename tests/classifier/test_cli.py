@@ -79,3 +79,16 @@ def test_input_errors_exit_2_with_a_clear_message(tiny_files, tmp_path, capsys):
     assert main(["train", "--catalog", str(catalog), "--images", str(tmp_path / "nowhere"), "--schema", str(tree),
                  "--out", str(tmp_path / "x")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_crop_fraction_reaches_the_checkpoint_and_bad_values_are_refused(tiny_files, tmp_path, capsys):
+    catalog, images, tree = tiny_files
+    common = ["train", "--catalog", str(catalog), "--images", str(images), "--schema", str(tree), "--device", "cpu",
+              "--quiet", *TINY_ARGS]
+    assert main([*common, "--out", str(tmp_path / "crop"), "--crop-fraction", "0.5"]) == 0
+    preprocessing = load_checkpoint(tmp_path / "crop" / "best.pt").preprocessing
+    assert preprocessing.crop_fraction == 0.5 and preprocessing.load_size == 64
+    with pytest.raises(SystemExit) as refused:
+        main([*common, "--out", str(tmp_path / "bad"), "--crop-fraction", "1.5"])
+    assert refused.value.code == 2 and "--crop-fraction: must be in (0, 1], got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -69,6 +69,8 @@ def open_page(chromium, live_server, settings):
             route.fulfill(status=404, body=b"")
 
     def _open(path: str = "/", viewport: dict | None = None, **options):
+        # Reduced motion turns off the CSS fades, so screenshots never catch an image mid-fade.
+        options.setdefault("reduced_motion", "reduce")
         context = chromium.new_context(viewport=viewport or DESKTOP, **options)
         context.set_default_timeout(10000)
         context.route("**/media/**", serve_media)

@@ -186,12 +186,12 @@ def test_zoom_pan_rotate_invert_change_the_view(open_page):
     wait_ready(page)
     stage = page.locator("#stage")
     image = page.locator("#galaxy-image")
-    before = stage.screenshot()
+    before = stage.screenshot(animations="disabled")
     box = stage.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
     page.mouse.wheel(0, -400)
     assert float(stage.get_attribute("data-zoom")) > 1.5
-    zoomed = stage.screenshot()
+    zoomed = stage.screenshot(animations="disabled")
     assert image_difference(zoomed, before) > 2
     transform_zoomed = image.evaluate("el => el.style.transform")
     page.mouse.down()
@@ -200,7 +200,7 @@ def test_zoom_pan_rotate_invert_change_the_view(open_page):
     assert image.evaluate("el => el.style.transform") != transform_zoomed
     page.click("[data-action='rotate']")
     assert stage.get_attribute("data-rotation") == "90"
-    assert image_difference(stage.screenshot(), zoomed) > 2
+    assert image_difference(stage.screenshot(animations="disabled"), zoomed) > 2
     page.click("[data-action='invert']")
     assert "invert(1)" in image.evaluate("el => el.style.filter")
     page.click("[data-action='adjust']")
@@ -209,7 +209,7 @@ def test_zoom_pan_rotate_invert_change_the_view(open_page):
     shot(page, "07-viewer-adjusted-desktop")
     page.click("[data-action='reset']")
     assert image.evaluate("el => el.style.transform") == "translate(0px, 0px) rotate(0deg) scale(1)"
-    assert image_difference(stage.screenshot(), before) < 0.5
+    assert image_difference(stage.screenshot(animations="disabled"), before) < 0.5
 
 
 def test_phone_layout_classifies_by_touch(open_page):
