@@ -12,9 +12,10 @@ from workflows.selectors import workflow_settings
 
 from .errors import BadQueryParameter, UnknownWorkflow
 from .selectors import next_subjects, volunteer_history
-from .serializers import (ClassificationInputSerializer, ClassificationOutputSerializer, FavouriteSerializer,
-                          QueueItemSerializer, classification_body, classification_input, queue_item_body)
-from .services import set_favourite, submit_classification
+from .serializers import (ClassificationBatchInputSerializer, ClassificationInputSerializer,
+                          ClassificationOutputSerializer, FavouriteSerializer, QueueItemSerializer, classification_body,
+                          classification_batch_input, classification_input, queue_item_body)
+from .services import BatchOutcome, Submission, set_favourite, submit_classification, submit_classifications
 from .volunteers import volunteer_from_request
 
 MAX_QUEUE_LIMIT = 50
@@ -78,6 +79,30 @@ class ClassificationCreateApi(APIView):
             user_agent=request.headers.get("User-Agent", ""), selection=data["selection"])
         body = classification_body(result.classification)
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+def _outcome_body(outcome: BatchOutcome) -> dict:
+    if outcome.error is not None:
+        return {"status": outcome.error.status_code, "error": outcome.error.as_dict()}
+    return {"status": status.HTTP_201_CREATED if outcome.result.created else status.HTTP_200_OK,
+            "classification": classification_body(outcome.result.classification)}
+
+
+class ClassificationBatchCreateApi(APIView):
+    @extend_schema(
+        summary="Submit several classifications at once (e.g. votes queued while offline)",
+        description="Each item gets exactly the outcome a single submit would give it, in the order sent: "
+                    "`status` 201 (stored), 200 (replay of a known idempotency key) or the 4xx with its `error`. "
+                    "A body of the wrong shape is refused whole with 400.",
+        request=ClassificationBatchInputSerializer, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        outcomes = submit_classifications(
+            submissions=[Submission(workflow_slug=item["workflow"], galaxy_id_str=item["galaxy"],
+                                    annotations=item["annotations"], idempotency_key=item["idempotency_key"],
+                                    started_at=item.get("started_at"), finished_at=item.get("finished_at"),
+                                    selection=item["selection"]) for item in classification_batch_input(request.data)],
+            volunteer=volunteer_from_request(request), user_agent=request.headers.get("User-Agent", ""))
+        return Response({"results": [_outcome_body(outcome) for outcome in outcomes]})
 
 
 class MyClassificationsApi(ListAPIView):

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from galaxies.models import Galaxy
 from galaxies.serializers import GalaxySerializer
 
-from .errors import InvalidRequest
+from .errors import DomainError, InvalidRequest
 from .models import Classification
 from .selectors import QueueItem
 
@@ -99,6 +99,34 @@ def classification_input(data: Any) -> dict[str, Any]:
     if not serializer.is_valid():
         raise InvalidRequest.from_serializer_errors(serializer.errors)
     return serializer.validated_data
+
+
+MAX_BATCH = 50
+
+
+class ClassificationBatchInputSerializer(serializers.Serializer):
+    """The schema of a batch; items are validated one by one by classification_input."""
+
+    classifications = ClassificationInputSerializer(many=True, help_text=f"1–{MAX_BATCH} classifications.")
+
+
+def classification_batch_input(data: Any) -> list[dict[str, Any]]:
+    """The validated items of a batch body. A batch whose shape is wrong is refused whole,
+    naming the item (``classifications[3].idempotency_key``); nothing of it is stored."""
+    items = data.get("classifications") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise InvalidRequest("classifications: must be a list of classifications", field="classifications")
+    if not 1 <= len(items) <= MAX_BATCH:
+        raise InvalidRequest(f"classifications: must hold 1 to {MAX_BATCH} items, got {len(items)}",
+                             field="classifications")
+    validated = []
+    for index, item in enumerate(items):
+        try:
+            validated.append(classification_input(item))
+        except DomainError as exc:
+            raise type(exc)(f"classifications[{index}].{exc.message}", field=f"classifications[{index}].{exc.field}",
+                            detail=exc.detail) from exc
+    return validated
 
 
 # The hot paths build their bodies as plain dicts: a serializer builds its fields anew for

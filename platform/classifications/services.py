@@ -17,9 +17,11 @@ from classifier.retirement import RetirementRule
 from classifier.tree import AnnotationError, DecisionTree
 from galaxies.models import Galaxy
 from workflows.models import Workflow
+from workflows.selectors import workflow_settings
 
 from .db import hot_path_cursor
-from .errors import IdempotencyConflict, InvalidAnnotations, SubjectRetired, UnknownGalaxy, WorkflowInactive
+from .errors import (DomainError, IdempotencyConflict, InvalidAnnotations, SubjectRetired, UnknownGalaxy,
+                     UnknownWorkflow, WorkflowInactive)
 from .models import Classification, SubjectStatus, uniform_random
 from .signals import classification_counted
 
@@ -179,10 +181,11 @@ def submit_classification(*, workflow: Workflow, galaxy_id_str: str, volunteer: 
     nothing. A volunteer's repeat classification of a galaxy is stored but not counted.
     """
     try:
-        return _store_classification(
-            workflow=workflow, galaxy_id_str=galaxy_id_str, volunteer=volunteer, annotations=annotations,
-            idempotency_key=idempotency_key, started_at=started_at, finished_at=finished_at,
-            user_agent=user_agent, selection=selection, is_simulated=is_simulated)
+        with transaction.atomic():
+            return _store_classification(
+                workflow=workflow, galaxy_id_str=galaxy_id_str, volunteer=volunteer, annotations=annotations,
+                idempotency_key=idempotency_key, started_at=started_at, finished_at=finished_at,
+                user_agent=user_agent, selection=selection, is_simulated=is_simulated)
     except IntegrityError:
         # A concurrent request with the same key committed first; ours rolled back whole,
         # which is cheaper than a savepoint around every insert.
@@ -192,12 +195,12 @@ def submit_classification(*, workflow: Workflow, galaxy_id_str: str, volunteer: 
         return _replay(existing=existing, workflow=workflow, galaxy_id_str=galaxy_id_str, volunteer=volunteer)
 
 
-@transaction.atomic
 def _store_classification(*, workflow: Workflow, galaxy_id_str: str, volunteer: Volunteer, annotations: Any,
                           idempotency_key: str, started_at: datetime | None, finished_at: datetime | None,
-                          user_agent: str, selection: str, is_simulated: bool) -> SubmissionResult:
-    """Round trips: lock the status row (and probe the key), insert, update the tally, commit.
-    The checks keep their order: a known key replays before anything else is looked at."""
+                          user_agent: str, selection: str, is_simulated: bool = False) -> SubmissionResult:
+    """Round trips: lock the status row (and probe the key), insert, update the tally; the caller
+    commits. The checks keep their order: a known key replays before anything else is looked at,
+    and every DomainError is raised before this classification writes anything."""
     locked = _lock_status(workflow=workflow, galaxy_id_str=galaxy_id_str, idempotency_key=idempotency_key)
     existing = _by_idempotency_key(idempotency_key) if locked is None or locked.key_exists else None
     if existing is not None:
@@ -246,6 +249,70 @@ def _store_classification(*, workflow: Workflow, galaxy_id_str: str, volunteer: 
         now, user_agent[:400]])
     classification.workflow, classification.galaxy = workflow, galaxy
     return SubmissionResult(classification=classification, created=True, status=status)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One classification of a batch, as the volunteer's client sent it."""
+
+    workflow_slug: str
+    galaxy_id_str: str
+    annotations: Any
+    idempotency_key: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    selection: str = Classification.Selection.DIRECT
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What became of one submission of a batch: a result, or the error a single submit would raise."""
+
+    result: SubmissionResult | None = None
+    error: DomainError | None = None
+
+
+def submit_classifications(*, submissions: list[Submission], volunteer: Volunteer,
+                           user_agent: str = "") -> list[BatchOutcome]:
+    """Store one volunteer's classifications in one transaction, each with exactly the outcome
+    submit_classification would give it (a rejected one does not stop the others).
+
+    One commit and one request for many votes: a client that queued votes (offline, or
+    batching) pays one request's overhead instead of one each. Status rows are locked in
+    (workflow, galaxy) order, so concurrent batches cannot deadlock. If another request stores
+    one of these idempotency keys meanwhile, the batch is rolled back and every submission is
+    settled on its own.
+    """
+    try:
+        return _store_batch(submissions=submissions, volunteer=volunteer, user_agent=user_agent)
+    except IntegrityError:
+        return [_settle(submission, volunteer=volunteer, user_agent=user_agent, store=submit_classification)
+                for submission in submissions]
+
+
+def _settle(submission: Submission, *, volunteer: Volunteer, user_agent: str, store) -> BatchOutcome:
+    try:
+        workflow = workflow_settings(slug=submission.workflow_slug)
+        if workflow is None:
+            raise UnknownWorkflow(f"no workflow '{submission.workflow_slug}'", field="workflow")
+        return BatchOutcome(result=store(
+            workflow=workflow, galaxy_id_str=submission.galaxy_id_str, volunteer=volunteer,
+            annotations=submission.annotations, idempotency_key=submission.idempotency_key,
+            started_at=submission.started_at, finished_at=submission.finished_at, user_agent=user_agent,
+            selection=submission.selection))
+    except DomainError as exc:
+        return BatchOutcome(error=exc)
+
+
+@transaction.atomic
+def _store_batch(*, submissions: list[Submission], volunteer: Volunteer, user_agent: str) -> list[BatchOutcome]:
+    outcomes: list[BatchOutcome | None] = [None] * len(submissions)
+    lock_order = sorted(range(len(submissions)),
+                        key=lambda i: (submissions[i].workflow_slug, submissions[i].galaxy_id_str))
+    for index in lock_order:
+        outcomes[index] = _settle(submissions[index], volunteer=volunteer, user_agent=user_agent,
+                                  store=_store_classification)
+    return outcomes
 
 
 @transaction.atomic

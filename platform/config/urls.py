@@ -14,6 +14,8 @@ api_patterns = [
     path("workflows/<slug:slug>/", workflow_api.WorkflowDetailApi.as_view(), name="workflow-detail"),
     path("workflows/<slug:slug>/next/", classification_api.NextSubjectsApi.as_view(), name="next-subjects"),
     path("classifications/", classification_api.ClassificationCreateApi.as_view(), name="classification-create"),
+    path("classifications/batch/", classification_api.ClassificationBatchCreateApi.as_view(),
+         name="classification-batch-create"),
     path("me/classifications/", classification_api.MyClassificationsApi.as_view(), name="my-classifications"),
     path("me/classifications/<int:pk>/favourite/", classification_api.FavouriteApi.as_view(), name="favourite"),
     path("galaxies/", galaxy_api.GalaxyListApi.as_view(), name="galaxy-list"),

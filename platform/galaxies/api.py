@@ -22,7 +22,8 @@ class GalaxyListApi(ListAPIView):
 
 class GalaxyDetailApi(APIView):
     @extend_schema(summary="A galaxy with vote counts and fractions per question, per workflow",
-                   parameters=[OpenApiParameter("workflow", str, description="Only this workflow's votes")])
+                   parameters=[OpenApiParameter("workflow", str, description="Only this workflow's votes")],
+                   responses=GalaxyDetailSerializer)
     def get(self, request: Request, id_str: str) -> Response:
         galaxy = get_object_or_404(Galaxy, id_str=id_str)
         statuses = galaxy.subject_statuses.select_related("workflow")
