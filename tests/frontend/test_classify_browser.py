@@ -180,6 +180,40 @@ def test_offline_submission_is_queued_survives_reload_and_is_stored_once(open_pa
     assert "response lost" in attempts and attempts.count("aborted") >= 1
 
 
+def test_votes_queued_offline_go_in_one_batch_and_each_is_stored_once(open_page):
+    make_galaxies(4)
+    page = open_page("/classify/")
+    classified = []
+    sent_online = []
+
+    def submit_url(url):
+        return "/api/classifications/" in url
+
+    page.route(submit_url, lambda route: route.abort("internetdisconnected"))
+    for _ in range(2):
+        galaxy = wait_ready(page)
+        classified.append(galaxy)
+        for key in ("1", "1", "1"):  # smooth, round, no merger
+            page.keyboard.press(key)
+        page.click("#done")
+        page.wait_for_selector("[data-banner='offline']")
+        page.click("#next")
+        page.wait_for_function(f"document.querySelector('#stage').dataset.galaxy !== '{galaxy}'")
+    assert [i["payload"]["galaxy"] for i in json.loads(page.evaluate("localStorage.getItem('gz-outbox-v1')"))] \
+        == classified
+
+    page.unroute(submit_url)
+    page.on("request", lambda request: sent_online.append(request.url) if submit_url(request.url) else None)
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    page.wait_for_function("JSON.parse(localStorage.getItem('gz-outbox-v1') || '[]').length === 0")
+    assert [url.split("/api/", 1)[1] for url in sent_online] == ["classifications/batch/"]
+    for galaxy in classified:
+        (classification,) = stored(galaxy)
+        assert classification.counted and classification.annotations == as_annotations(
+            [("smooth-or-featured", "smooth"), ("how-rounded", "round"), ("merging", "none")])
+    assert page.js_errors == []
+
+
 def test_zoom_pan_rotate_invert_change_the_view(open_page):
     make_galaxies(1, size=256)
     page = open_page("/classify/")

@@ -60,6 +60,7 @@ function markSeen(galaxyId) {
 // ------------------------------------------------------------------ outbox
 const outbox = new Outbox({
   send: (payload) => sendJSON("POST", cfg.submitUrl, payload),
+  sendBatch: (payloads) => sendJSON("POST", cfg.batchSubmitUrl, { classifications: payloads }),
   onChange: (items) => { app.dataset.pending = String(items.length); },
 });
 app.dataset.pending = String(outbox.items().length);

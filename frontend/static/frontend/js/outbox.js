@@ -3,10 +3,12 @@
 
 const STORAGE_KEY = "gz-outbox-v1";
 const PERMANENT = new Set([400, 403, 404, 409]);
+const MAX_BATCH = 50; // the server's limit per batch request
 
 export class Outbox {
-  constructor({ send, onSettled = () => {}, onChange = () => {}, storage = window.localStorage }) {
+  constructor({ send, sendBatch = null, onSettled = () => {}, onChange = () => {}, storage = window.localStorage }) {
     this.send = send;
+    this.sendBatch = sendBatch;
     this.onSettled = onSettled;
     this.onChange = onChange;
     this.storage = storage;
@@ -37,32 +39,56 @@ export class Outbox {
     return this.flushing;
   }
 
+  // Several queued votes (e.g. after being offline) go in one batch request; the server
+  // answers each as a single submit would, so each item settles exactly as it would alone.
   async _flush() {
     clearTimeout(this.timer);
     const settled = {};
-    for (const item of this.items()) {
-      let result;
+    let pending = this.items();
+    while (pending.length) {
+      const chunk = pending.slice(0, this.sendBatch ? MAX_BATCH : 1);
+      let results;
       try {
-        result = await this.send(item.payload);
+        results = chunk.length > 1 ? await this._sendBatch(chunk) : [await this.send(chunk[0].payload)];
       } catch (error) {
-        this._bump(item.key);
+        chunk.forEach((item) => { this._bump(item.key); settled[item.key] = { offline: true }; });
         this._retryLater();
-        settled[item.key] = { offline: true };
         break;
       }
-      if ((result.status >= 200 && result.status < 300) || PERMANENT.has(result.status)) {
-        this.remove(item.key);
-        settled[item.key] = result;
-        this.onSettled(item, result);
-      } else {
-        this._bump(item.key);
-        this._retryLater();
-        settled[item.key] = { retrying: true, status: result.status };
-        break;
-      }
+      let retry = false;
+      chunk.forEach((item, i) => {
+        const result = results[i];
+        if ((result.status >= 200 && result.status < 300) || PERMANENT.has(result.status)) {
+          this.remove(item.key);
+          settled[item.key] = result;
+          this.onSettled(item, result);
+        } else {
+          this._bump(item.key);
+          settled[item.key] = { retrying: true, status: result.status };
+          retry = true;
+        }
+      });
+      if (retry) { this._retryLater(); break; }
+      pending = pending.slice(chunk.length);
     }
     if (!this.items().length) this.delay = 2000;
     return settled;
+  }
+
+  // One result per item, shaped like a single submit's {status, body}. A refused batch (400)
+  // is resent item by item, so one malformed vote cannot take the others down with it.
+  async _sendBatch(chunk) {
+    const response = await this.sendBatch(chunk.map((item) => item.payload));
+    const results = response.body?.results;
+    if (response.status === 200 && Array.isArray(results) && results.length === chunk.length) {
+      return results.map((r) => ({ status: r.status, body: r.classification ?? r.error }));
+    }
+    if (response.status === 400) {
+      const singles = [];
+      for (const item of chunk) singles.push(await this.send(item.payload));
+      return singles;
+    }
+    return chunk.map(() => ({ status: response.status, body: response.body }));
   }
 
   _bump(key) {
