@@ -59,6 +59,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="concurrent load-generating client processes")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of sustained load")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--batch", type=int, default=10,
+                        help="classifications per request in the batch-submit workload (1 skips it)")
     parser.add_argument("--skip-load", action="store_true", help="only build the data and measure next-subject")
     return parser.parse_args()
 
@@ -327,9 +329,11 @@ def start_server(args: argparse.Namespace) -> subprocess.Popen:
 
 
 def client_loop(port: int, cookies: list[str], walks: list[list[dict]], seconds: float, seed: int,
-                next_only: bool, queue: mp.Queue) -> None:
+                next_only: bool, batch: int, queue: mp.Queue) -> None:
     """A volunteer-like client: fetch a batch of next galaxies, classify each, repeat (as a
-    volunteer drawn afresh for every batch)."""
+    volunteer drawn afresh for every batch). With batch > 1 the classifications go `batch` per
+    request to the batch endpoint, as a client flushing its outbox does. Records are
+    (kind, ms, HTTP status, classifications); each batch item adds a ("batch-item", 0, status, 1)."""
     rng = random.Random(seed)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     records = []
@@ -342,27 +346,35 @@ def client_loop(port: int, cookies: list[str], walks: list[list[dict]], seconds:
         conn.request("GET", f"/api/workflows/{WORKFLOW}/next/?limit=10", headers={"Cookie": cookie})
         response = conn.getresponse()
         body = response.read()
-        records.append(("next", (time.perf_counter() - start) * 1000, response.status))
+        records.append(("next", (time.perf_counter() - start) * 1000, response.status, 0))
         if next_only or response.status != 200:
             continue
-        for item in json.loads(body)["results"]:
-            payload = json.dumps({"workflow": WORKFLOW, "galaxy": item["galaxy"]["id_str"],
-                                  "annotations": rng.choice(walks), "idempotency_key": uuid.uuid4().hex,
-                                  "selection": item["selection"]})
+        votes = [{"workflow": WORKFLOW, "galaxy": item["galaxy"]["id_str"], "annotations": rng.choice(walks),
+                  "idempotency_key": uuid.uuid4().hex, "selection": item["selection"]}
+                 for item in json.loads(body)["results"]]
+        for first in range(0, len(votes), batch):
+            chunk = votes[first:first + batch]
+            path, payload = (("/api/classifications/", chunk[0]) if batch == 1 else
+                             ("/api/classifications/batch/", {"classifications": chunk}))
             start = time.perf_counter()
-            conn.request("POST", "/api/classifications/", body=payload,
+            conn.request("POST", path, body=json.dumps(payload),
                          headers={"Cookie": cookie, "Content-Type": "application/json"})
             response = conn.getresponse()
-            response.read()
-            records.append(("submit", (time.perf_counter() - start) * 1000, response.status))
+            answer = response.read()
+            records.append(("submit" if batch == 1 else "batch", (time.perf_counter() - start) * 1000,
+                            response.status, len(chunk)))
+            if batch > 1 and response.status == 200:
+                records += [("batch-item", 0.0, r["status"], 1) for r in json.loads(answer)["results"]]
             if time.perf_counter() >= deadline:
                 break
     queue.put((records, time.process_time()))
 
 
-def run_load(args: argparse.Namespace, cookies: list[str], walks, seconds: float, next_only: bool = False):
+def run_load(args: argparse.Namespace, cookies: list[str], walks, seconds: float, next_only: bool = False,
+             batch: int = 1):
     queue: mp.Queue = mp.Queue()
-    ctx_clients = [mp.Process(target=client_loop, args=(args.port, cookies, walks, seconds, seed, next_only, queue))
+    ctx_clients = [mp.Process(target=client_loop,
+                              args=(args.port, cookies, walks, seconds, seed, next_only, batch, queue))
                    for seed in range(args.clients)]
     start = time.perf_counter()
     for process in ctx_clients:
@@ -378,16 +390,18 @@ def run_load(args: argparse.Namespace, cookies: list[str], walks, seconds: float
 
 
 def summarise_load(records, elapsed: float) -> list[tuple]:
+    """Per kind: requests, requests/s, classifications/s, p50, p99 and the status counts."""
     rows = []
-    for kind in ("next", "submit"):
+    for kind in ("next", "submit", "batch", "batch-item"):
         mine = [r for r in records if r[0] == kind]
         if not mine:
             continue
-        ok = [ms for _, ms, code in mine if code in (200, 201)]
+        ok = [ms for _, ms, code, _ in mine if code in (200, 201)]
         statuses = {}
-        for _, _, code in mine:
+        for _, _, code, _ in mine:
             statuses[code] = statuses.get(code, 0) + 1
-        rows.append((kind, len(mine), len(mine) / elapsed, *percentiles(ok)[:2], statuses))
+        classified = sum(n for *_, n in mine)
+        rows.append((kind, len(mine), len(mine) / elapsed, classified / elapsed, *percentiles(ok)[:2], statuses))
     return rows
 
 
@@ -489,22 +503,34 @@ def main() -> None:
         section(f"HTTP via gunicorn ({args.workers} workers x {args.threads} thread, gthread) with "
                 f"{args.clients} client processes on the same machine")
         run_load(args, sessions["new"], walks, 3.0)  # warm-up: imports, connections, caches
-        print(f"  {'workload':<28} {'kind':<7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  statuses")
-        for label, cookies, next_only in (("next only, veterans", sessions["veteran"], True),
-                                          ("next only, new volunteers", sessions["new"], True),
-                                          ("next + submit, mixed", sessions["veteran"] + sessions["new"], False)):
+        print(f"  {'workload':<30} {'kind':<10} {'requests':>8} {'req/s':>8} {'class./s':>8} {'p50 ms':>8} "
+              f"{'p99 ms':>8}  statuses")
+        workloads = [("next only, veterans", sessions["veteran"], True, 1),
+                     ("next only, new volunteers", sessions["new"], True, 1),
+                     ("next + submit, mixed", sessions["veteran"] + sessions["new"], False, 1)]
+        if args.batch > 1:
+            workloads.append((f"next + batch of {args.batch}, mixed", sessions["veteran"] + sessions["new"], False,
+                              args.batch))
+        for label, cookies, next_only, batch in workloads:
             since = timezone.now()
             seconds = args.duration if not next_only else max(5.0, args.duration / 3)
             cpu_before = cpu_seconds(server, database)
-            records, elapsed, client_cpu = run_load(args, cookies, walks, seconds, next_only=next_only)
+            records, elapsed, client_cpu = run_load(args, cookies, walks, seconds, next_only=next_only, batch=batch)
             cpu_after = cpu_seconds(server, database)
-            app_ms, db_ms = ((after - before) * 1000 / max(1, len(records)) for before, after in zip(cpu_before, cpu_after))
-            for kind, n, rate, p50, p99, statuses in summarise_load(records, elapsed):
-                print(f"  {label:<28} {kind:<7} {n:>8} {rate:>8.0f} {p50:>8.2f} {p99:>8.2f}  {statuses}",
+            requests = max(1, sum(1 for r in records if r[0] != "batch-item"))
+            app_ms, db_ms = ((after - before) * 1000 / requests for before, after in zip(cpu_before, cpu_after))
+            for kind, n, rate, class_rate, p50, p99, statuses in summarise_load(records, elapsed):
+                latency = f"{p50:>8.2f} {p99:>8.2f}" if kind != "batch-item" else f"{'':>8} {'':>8}"
+                print(f"  {label:<30} {kind:<10} {n:>8} {rate:>8.0f} {class_rate:>8.0f} {latency}  {statuses}",
                       flush=True)
-            print(f"  {label:<28} server CPU per request: {app_ms + db_ms:.2f} ms (gunicorn {app_ms:.2f} + "
+            classified = sum(n for kind, _, _, n in records if kind in ("submit", "batch"))
+            print(f"  {label:<30} server CPU per request: {app_ms + db_ms:.2f} ms (gunicorn {app_ms:.2f} + "
                   f"PostgreSQL {db_ms:.2f}) -> ~{2000 / (app_ms + db_ms):.0f} requests/s if 2 cores were free "
-                  f"for the server; load clients {client_cpu * 1000 / max(1, len(records)):.2f} ms", flush=True)
+                  f"for the server; load clients {client_cpu * 1000 / requests:.2f} ms", flush=True)
+            if classified:
+                per_vote = (sum(cpu_after) - sum(cpu_before)) * 1000 / classified
+                print(f"  {label:<30} server CPU per stored classification (next requests included): "
+                      f"{per_vote:.2f} ms", flush=True)
             if not next_only:
                 touched, mismatched = check_consistency(since)
                 print(f"  consistency after load: {mismatched} of {touched:,} touched galaxies differ from a recount")
