@@ -283,16 +283,17 @@ def submit_classifications(*, submissions: list[Submission], volunteer: Voluntee
     one of these idempotency keys meanwhile, the batch is rolled back and every submission is
     settled on its own.
     """
+    workflows = {slug: workflow_settings(slug=slug) for slug in {s.workflow_slug for s in submissions}}
     try:
-        return _store_batch(submissions=submissions, volunteer=volunteer, user_agent=user_agent)
+        return _store_batch(submissions=submissions, workflows=workflows, volunteer=volunteer, user_agent=user_agent)
     except IntegrityError:
-        return [_settle(submission, volunteer=volunteer, user_agent=user_agent, store=submit_classification)
-                for submission in submissions]
+        return [_settle(submission, workflow=workflows[submission.workflow_slug], volunteer=volunteer,
+                        user_agent=user_agent, store=submit_classification) for submission in submissions]
 
 
-def _settle(submission: Submission, *, volunteer: Volunteer, user_agent: str, store) -> BatchOutcome:
+def _settle(submission: Submission, *, workflow: Workflow | None, volunteer: Volunteer, user_agent: str,
+            store) -> BatchOutcome:
     try:
-        workflow = workflow_settings(slug=submission.workflow_slug)
         if workflow is None:
             raise UnknownWorkflow(f"no workflow '{submission.workflow_slug}'", field="workflow")
         return BatchOutcome(result=store(
@@ -305,13 +306,15 @@ def _settle(submission: Submission, *, volunteer: Volunteer, user_agent: str, st
 
 
 @transaction.atomic
-def _store_batch(*, submissions: list[Submission], volunteer: Volunteer, user_agent: str) -> list[BatchOutcome]:
+def _store_batch(*, submissions: list[Submission], workflows: dict[str, Workflow | None], volunteer: Volunteer,
+                 user_agent: str) -> list[BatchOutcome]:
     outcomes: list[BatchOutcome | None] = [None] * len(submissions)
     lock_order = sorted(range(len(submissions)),
                         key=lambda i: (submissions[i].workflow_slug, submissions[i].galaxy_id_str))
     for index in lock_order:
-        outcomes[index] = _settle(submissions[index], volunteer=volunteer, user_agent=user_agent,
-                                  store=_store_classification)
+        submission = submissions[index]
+        outcomes[index] = _settle(submission, workflow=workflows[submission.workflow_slug], volunteer=volunteer,
+                                  user_agent=user_agent, store=_store_classification)
     return outcomes
 
 
