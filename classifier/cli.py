@@ -50,6 +50,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated channel counts, e.g. 32,64,128,256; got {text}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"channel counts must be positive, got {text}")
+    return widths
+
+
 def _add_training_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -69,7 +79,7 @@ def _add_training_args(parser: argparse.ArgumentParser) -> None:
 def _training_overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = {"epochs": "epochs", "architecture": "architecture", "image_size": "image_size", "channels": "channels",
              "crop_fraction": "crop_fraction", "batch_size": "batch_size", "lr": "lr", "patience": "patience",
-             "seed": "seed", "trainable_blocks": "trainable_encoder_blocks"}
+             "seed": "seed", "trainable_blocks": "trainable_encoder_blocks", "widths": "widths"}
     out = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg, None) is not None}
     out["device"] = args.device
     return out
@@ -94,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory for checkpoints and metrics.json")
     _add_training_args(p)
     p.add_argument("--val-fraction", type=float)
+    p.add_argument("--widths", type=_widths, help="compact CNN channels per block, e.g. 48,96,192,384")
     p.add_argument("--fast", action="store_true", help="tiny CPU config (48 px, few epochs) for smoke runs")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--init-checkpoint", help="warm start from a checkpoint of the same tree")

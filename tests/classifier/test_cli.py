@@ -92,3 +92,14 @@ def test_crop_fraction_reaches_the_checkpoint_and_bad_values_are_refused(tiny_fi
         main([*common, "--out", str(tmp_path / "bad"), "--crop-fraction", "1.5"])
     assert refused.value.code == 2 and "--crop-fraction: must be in (0, 1], got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_compact_widths_reach_the_architecture(tiny_files, tmp_path, capsys):
+    catalog, images, tree = tiny_files
+    common = ["train", "--catalog", str(catalog), "--images", str(images), "--schema", str(tree), "--device", "cpu",
+              "--quiet", *TINY_ARGS]
+    assert main([*common, "--out", str(tmp_path / "wide"), "--widths", "8,16,24,40"]) == 0
+    assert load_checkpoint(tmp_path / "wide" / "best.pt").architecture.widths == (8, 16, 24, 40)
+    with pytest.raises(SystemExit):
+        main([*common, "--out", str(tmp_path / "bad"), "--widths", "8,wide"])
+    assert "--widths: must be comma-separated channel counts" in capsys.readouterr().err
