@@ -310,7 +310,9 @@ def measure_selector(workflow, n_requests: int) -> list[tuple[str, float, float,
 
 
 def start_server(args: argparse.Namespace) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": args.database_url, "DEBUG": "false", "LOG_LEVEL": "WARNING"}
+    # Connections kept for the whole run, so the CPU readings see every PostgreSQL backend.
+    env = {**os.environ, "DATABASE_URL": args.database_url, "DEBUG": "false", "LOG_LEVEL": "WARNING",
+           "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "600")}
     command = [sys.executable, "-m", "gunicorn", "--pythonpath", "platform", "config.wsgi",
                "-b", f"127.0.0.1:{args.port}", "-w", str(args.workers), "-k", "gthread", "--threads",
                str(args.threads), "--log-level", "warning", "--keep-alive", "30"]
@@ -405,9 +407,9 @@ def summarise_load(records, elapsed: float) -> list[tuple]:
     return rows
 
 
-def cpu_seconds(server: subprocess.Popen, database: str) -> tuple[float, float]:
-    """CPU time used so far by the gunicorn workers and by this database's PostgreSQL backends
-    (from /proc): on a shared machine, CPU per request says more than wall-clock rates."""
+def cpu_ticks(server: subprocess.Popen, database: str) -> tuple[dict[int, int], dict[int, int]]:
+    """CPU ticks so far per gunicorn worker and per PostgreSQL backend of this database (from
+    /proc): on a shared machine, CPU per request says more than wall-clock rates."""
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -416,18 +418,27 @@ def cpu_seconds(server: subprocess.Popen, database: str) -> tuple[float, float]:
     children = Path(f"/proc/{server.pid}/task/{server.pid}/children")
     workers = [int(p) for p in children.read_text().split()] if children.exists() else []
 
-    def ticks(pids: list[int]) -> int:
-        total = 0
+    def ticks(pids: list[int]) -> dict[int, int]:
+        out = {}
         for pid in pids:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])
+                out[pid] = int(fields[11]) + int(fields[12])
             except (OSError, IndexError, ValueError):
                 continue
-        return total
+        return out
 
+    return ticks(workers), ticks(backends)
+
+
+def cpu_used(before: tuple[dict[int, int], dict[int, int]],
+             after: tuple[dict[int, int], dict[int, int]]) -> tuple[float, float]:
+    """Seconds of CPU (gunicorn, PostgreSQL) between two readings. Backends come and go
+    (CONN_MAX_AGE): a process counts from its first reading, and one that ended in between is
+    missed, so the figure is a lower bound — never negative."""
     hz = os.sysconf("SC_CLK_TCK")
-    return ticks(workers) / hz, ticks(backends) / hz
+    return tuple(sum(ticks - earlier.get(pid, 0) for pid, ticks in later.items()) / hz
+                 for earlier, later in zip(before, after))
 
 
 def check_consistency(since) -> tuple[int, int]:
@@ -514,11 +525,11 @@ def main() -> None:
         for label, cookies, next_only, batch in workloads:
             since = timezone.now()
             seconds = args.duration if not next_only else max(5.0, args.duration / 3)
-            cpu_before = cpu_seconds(server, database)
+            cpu_before = cpu_ticks(server, database)
             records, elapsed, client_cpu = run_load(args, cookies, walks, seconds, next_only=next_only, batch=batch)
-            cpu_after = cpu_seconds(server, database)
+            cpu = cpu_used(cpu_before, cpu_ticks(server, database))
             requests = max(1, sum(1 for r in records if r[0] != "batch-item"))
-            app_ms, db_ms = ((after - before) * 1000 / requests for before, after in zip(cpu_before, cpu_after))
+            app_ms, db_ms = (seconds * 1000 / requests for seconds in cpu)
             for kind, n, rate, class_rate, p50, p99, statuses in summarise_load(records, elapsed):
                 latency = f"{p50:>8.2f} {p99:>8.2f}" if kind != "batch-item" else f"{'':>8} {'':>8}"
                 print(f"  {label:<30} {kind:<10} {n:>8} {rate:>8.0f} {class_rate:>8.0f} {latency}  {statuses}",
@@ -528,7 +539,7 @@ def main() -> None:
                   f"PostgreSQL {db_ms:.2f}) -> ~{2000 / (app_ms + db_ms):.0f} requests/s if 2 cores were free "
                   f"for the server; load clients {client_cpu * 1000 / requests:.2f} ms", flush=True)
             if classified:
-                per_vote = (sum(cpu_after) - sum(cpu_before)) * 1000 / classified
+                per_vote = sum(cpu) * 1000 / classified
                 print(f"  {label:<30} server CPU per stored classification (next requests included): "
                       f"{per_vote:.2f} ms", flush=True)
             if not next_only:
