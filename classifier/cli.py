@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from classifier.acquisition import ACQUISITION_FUNCTIONS, score
-from classifier.data import CatalogError, ImageLoadError, read_catalog
+from classifier.data import DIHEDRAL_VIEWS, CatalogError, ImageLoadError, read_catalog
 from classifier.finetune import finetune, finetune_config, sample_labelled
 from classifier.kaggle import KaggleFormatError
 from classifier.metrics import evaluate, format_table
@@ -58,6 +58,12 @@ def _widths(text: str) -> tuple[int, ...]:
     if not widths or min(widths) < 1:
         raise argparse.ArgumentTypeError(f"channel counts must be positive, got {text}")
     return widths
+
+
+def _add_views_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--views", type=int, default=1, choices=range(1, DIHEDRAL_VIEWS + 1), metavar="{1..8}",
+                        help="test-time augmentation: spread the T samples over this many of the 8 rotations/flips "
+                             "(use T >= views)")
 
 
 def _add_training_args(parser: argparse.ArgumentParser) -> None:
@@ -115,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True, help="output CSV")
     p.add_argument("--samples", type=int, default=5, help="MC-dropout passes T")
+    _add_views_arg(p)
     p.add_argument("--device", default="auto")
 
     p = commands.add_parser("evaluate", help="metrics table on stdout, JSON file with all metrics")
@@ -122,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--json", required=True, help="output JSON file")
     p.add_argument("--samples", type=int, default=5)
+    _add_views_arg(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--min-votes", type=int, default=10, help="votes needed for accuracy and calibration")
     p.add_argument("--confident", type=float, default=0.8, help="top vote fraction for a 'confident' galaxy")
@@ -168,7 +176,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _predict_catalog(args: argparse.Namespace, require_counts: bool):
     predictor = load_model(args.checkpoint, args.device)
     catalog = read_catalog(args.catalog, predictor.schema, args.images, fmt=args.format, require_counts=require_counts)
-    predictions = predictor.predict(catalog.paths, n_samples=args.samples, ids=list(catalog.frame["id_str"]))
+    predictions = predictor.predict(catalog.paths, n_samples=args.samples, ids=list(catalog.frame["id_str"]),
+                                    views=getattr(args, "views", 1))
     return predictor, catalog, predictions
 
 

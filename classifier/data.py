@@ -170,11 +170,22 @@ def _affine_batch(images: torch.Tensor, scale: torch.Tensor, angle: torch.Tensor
     return out.sub_(preprocessing.mean).div_(preprocessing.std).contiguous(memory_format=torch.channels_last)
 
 
-def eval_transform(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
-    """Deterministic central crop + resize of uint8 ``(B, C, L, L)`` -> normalised float."""
+DIHEDRAL_VIEWS = 8
+
+
+def eval_transform(images: torch.Tensor, preprocessing: Preprocessing, view: int = 0) -> torch.Tensor:
+    """Deterministic central crop + resize of uint8 ``(B, C, L, L)`` -> normalised float.
+
+    ``view`` 0–7 picks one of the eight symmetries of the square (rotation by ``view % 4``
+    quarter turns, mirrored for ``view >= 4``): a galaxy's morphology does not depend on how
+    the camera was oriented, so averaging over views is test-time augmentation."""
+    if not 0 <= view < DIHEDRAL_VIEWS:
+        raise ValueError(f"view must be in 0..{DIHEDRAL_VIEWS - 1}, got {view}")
     n, device = images.shape[0], images.device
     ones = torch.ones(n, device=device)
-    return _affine_batch(images, ones * preprocessing.crop_fraction, torch.zeros(n, device=device), ones,
+    angle = torch.full((n,), (view % 4) * math.pi / 2, device=device)
+    flip = -ones if view >= 4 else ones
+    return _affine_batch(images, ones * preprocessing.crop_fraction, angle, flip,
                          torch.zeros(n, 2, device=device), preprocessing)
 
 

@@ -17,7 +17,7 @@ import torch
 from scipy.special import betainc
 
 from classifier.checkpoint import Checkpoint, load_checkpoint
-from classifier.data import Preprocessing, eval_transform, load_images
+from classifier.data import DIHEDRAL_VIEWS, Preprocessing, eval_transform, load_images
 from classifier.models import DirichletModel
 from classifier.schema import Schema
 from classifier.tree import DecisionTree
@@ -96,17 +96,25 @@ class Predictions:
 
 @torch.no_grad()
 def mc_concentrations(model: DirichletModel, images: torch.Tensor, preprocessing: Preprocessing,
-                      n_samples: int, device: torch.device, batch_size: int = 128) -> np.ndarray:
-    """uint8 images ``(G, C, L, L)`` -> concentrations ``(G, T, A)`` with dropout on."""
+                      n_samples: int, device: torch.device, batch_size: int = 128, views: int = 1) -> np.ndarray:
+    """uint8 images ``(G, C, L, L)`` -> concentrations ``(G, T, A)`` with dropout on.
+
+    With ``views`` > 1, sample t sees the galaxy in orientation ``t % views`` (see
+    eval_transform): the T samples then carry the orientation spread as well as dropout's,
+    at the cost of one encoder pass per view used instead of one in all."""
+    if not 1 <= views <= DIHEDRAL_VIEWS:
+        raise ValueError(f"views must be in 1..{DIHEDRAL_VIEWS}, got {views}")
     model.enable_mc_dropout()
+    sample_views = [t % views for t in range(n_samples)]
     outputs = []
     for start in range(0, images.shape[0], batch_size):
-        batch = eval_transform(images[start:start + batch_size].to(device), preprocessing)
+        chunk = images[start:start + batch_size].to(device)
+        inputs = {view: eval_transform(chunk, preprocessing, view) for view in sorted(set(sample_views))}
         if model.dropout_only_in_head:
-            features = model.encoder(batch)
-            samples = [model.head(features) for _ in range(n_samples)]
+            features = {view: model.encoder(batch) for view, batch in inputs.items()}
+            samples = [model.head(features[view]) for view in sample_views]
         else:
-            samples = [model(batch) for _ in range(n_samples)]
+            samples = [model(inputs[view]) for view in sample_views]
         outputs.append(torch.stack(samples, dim=1).float().cpu())
     model.eval()
     if not outputs:
@@ -131,13 +139,14 @@ class Predictor:
 
     def predict(self, image_paths: Sequence[str | Path], n_samples: int = 5, batch_size: int = 128,
                 ids: Sequence[str] | None = None, interval: float = DEFAULT_INTERVAL,
-                load_chunk: int = 1024) -> Predictions:
+                load_chunk: int = 1024, views: int = 1) -> Predictions:
         """Decode images in chunks (bounded memory) and return posterior summaries."""
         paths = [str(p) for p in image_paths]
         chunks = []
         for start in range(0, len(paths), load_chunk):
             images = load_images(paths[start:start + load_chunk], self.preprocessing)
-            chunks.append(mc_concentrations(self.model, images, self.preprocessing, n_samples, self.device, batch_size))
+            chunks.append(mc_concentrations(self.model, images, self.preprocessing, n_samples, self.device, batch_size,
+                                            views=views))
         concentrations = (np.concatenate(chunks) if chunks
                           else np.zeros((0, n_samples, self.schema.n_answers), dtype=np.float32))
         ids = list(ids) if ids is not None else [Path(p).stem for p in paths]

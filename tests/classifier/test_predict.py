@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+import torch
 from scipy.stats import beta
 
-from classifier.predict import Predictions, credible_intervals, load_model, mean_fractions
+from classifier.data import load_images
+from classifier.predict import Predictions, credible_intervals, load_model, mc_concentrations, mean_fractions
 from classifier.schema import Schema
 from classifier.training import TrainConfig, train
 
@@ -38,3 +40,24 @@ def test_predictor_runs_mc_dropout_on_image_files(tiny_catalog, tiny_tree, tmp_p
     assert np.all(predictions.lower <= predictions.fractions) and np.all(predictions.fractions <= predictions.upper)
     assert not np.allclose(predictions.concentrations[:, 0], predictions.concentrations[:, 1])
     assert predictions.ids == [f"g{i:03d}" for i in range(5)]
+
+
+def test_views_make_predictions_invariant_to_rotating_and_mirroring_the_image(tiny_catalog, tiny_tree, tmp_path):
+    """Averaged over the eight views, a model without dropout gives the same answer for a galaxy
+    however the image is turned or mirrored; a single view does not."""
+    frame, images = tiny_catalog
+    result = train(frame, images_dir=images, tree=tiny_tree, out_dir=tmp_path / "run",
+                   config=TrainConfig.fast_cpu(image_size=32, epochs=1, widths=(8, 16, 32), dropout=0.0))
+    predictor = load_model(result.checkpoint_path, device="cpu")
+    pixels = load_images([images / f for f in frame["file_loc"][:6]], predictor.preprocessing)
+    turned = torch.flip(torch.rot90(pixels, 1, dims=(2, 3)), dims=(3,))
+
+    def mean_alpha(batch, views):
+        return mc_concentrations(predictor.model, batch, predictor.preprocessing, n_samples=8,
+                                 device=torch.device("cpu"), views=views).mean(1)
+
+    one_view_change = np.abs(mean_alpha(turned, 1) - mean_alpha(pixels, 1)).max()
+    eight_view_change = np.abs(mean_alpha(turned, 8) - mean_alpha(pixels, 8)).max()
+    assert one_view_change > 1e-3 and eight_view_change < 1e-3 * one_view_change
+    with pytest.raises(ValueError, match="views must be in 1..8"):
+        mean_alpha(pixels, 9)
