@@ -148,18 +148,26 @@ def _lock_status(*, workflow: Workflow, galaxy_id_str: str, idempotency_key: str
     """The galaxy's status row, locked until commit (every submit for one galaxy and workflow
     passes through this lock, so counting and retirement see each other's effects), and whether
     the idempotency key is already stored; None when the galaxy or its status row is missing."""
-    sql = _LOCK_STATUS_SQL + (" FOR UPDATE OF s" if connection.features.has_select_for_update_of else "")
+    sql = _LOCK_STATUS_SQL + _for_update_of_status()
     with hot_path_cursor() as cursor:
         cursor.execute(sql, [idempotency_key, workflow.id, galaxy_id_str])
         row = cursor.fetchone()
     if row is None:
         return None
-    status_id, galaxy_id, vote_counts, count, retired_at, reason, key_exists = row
-    status = SubjectStatus.from_db(connection.alias, [
+    *status_row, key_exists = row
+    return _LockedStatus(status=_status_from_row(workflow_id=workflow.id, row=status_row), key_exists=bool(key_exists))
+
+
+def _for_update_of_status() -> str:
+    return " FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
+
+
+def _status_from_row(*, workflow_id: int, row) -> SubjectStatus:
+    status_id, galaxy_id, vote_counts, count, retired_at, reason = row
+    return SubjectStatus.from_db(connection.alias, [
         "id", "workflow_id", "galaxy_id", "vote_counts", "classification_count", "retired_at", "retirement_reason"], [
-        status_id, workflow.id, galaxy_id, json.loads(vote_counts) if isinstance(vote_counts, str) else vote_counts,
+        status_id, workflow_id, galaxy_id, json.loads(vote_counts) if isinstance(vote_counts, str) else vote_counts,
         count, retired_at, reason])
-    return _LockedStatus(status=status, key_exists=bool(key_exists))
 
 
 def _lock_or_create_status(*, workflow: Workflow, galaxy_id_str: str, idempotency_key: str) -> SubjectStatus:
@@ -168,6 +176,23 @@ def _lock_or_create_status(*, workflow: Workflow, galaxy_id_str: str, idempotenc
         raise UnknownGalaxy(f"no galaxy with id_str '{galaxy_id_str}'", field="galaxy")
     ensure_subject_statuses(workflow=workflow, galaxy_ids=[galaxy_id])
     return _lock_status(workflow=workflow, galaxy_id_str=galaxy_id_str, idempotency_key=idempotency_key).status
+
+
+def _add_votes(*, status: SubjectStatus, workflow: Workflow, path: list[tuple[str, str]], now: datetime) -> None:
+    counts = status.vote_counts
+    for column in workflow.decision_tree.path_columns(path):
+        counts[column] = counts.get(column, 0) + 1
+    status.classification_count += 1
+    # A fresh key keeps the random share uniform over time (a draw favours keys after wide gaps).
+    status.draw_key = uniform_random()
+    _retire_if_due(status=status, workflow=workflow, now=now)
+    status.updated_at = now
+
+
+def _tally_params(status: SubjectStatus) -> list:
+    adapt = connection.ops.adapt_datetimefield_value
+    return [json.dumps(status.vote_counts), status.classification_count, status.draw_key, adapt(status.retired_at),
+            status.retirement_reason, adapt(status.updated_at), status.id]
 
 
 def submit_classification(*, workflow: Workflow, galaxy_id_str: str, volunteer: Volunteer,
@@ -225,17 +250,8 @@ def _store_classification(*, workflow: Workflow, galaxy_id_str: str, volunteer: 
             selection, is_simulated, False, adapt(started_at), adapt(finished_at), adapt(now), user_agent[:400]])
         classification_id, counted = cursor.fetchone()
         if counted:
-            counts = status.vote_counts
-            for column in tree.path_columns(path):
-                counts[column] = counts.get(column, 0) + 1
-            status.classification_count += 1
-            # A fresh key keeps the random share uniform over time (a draw favours keys after wide gaps).
-            status.draw_key = uniform_random()
-            _retire_if_due(status=status, workflow=workflow, now=now)
-            status.updated_at = now
-            cursor.execute(_UPDATE_TALLY_SQL, [
-                json.dumps(counts), status.classification_count, status.draw_key, adapt(status.retired_at),
-                status.retirement_reason, adapt(now), status.id])
+            _add_votes(status=status, workflow=workflow, path=path, now=now)
+            cursor.execute(_UPDATE_TALLY_SQL, _tally_params(status))
     if counted:
         classification_counted.send(sender=Classification, workflow_id=workflow.id,
                                     classification_id=classification_id)
@@ -281,22 +297,22 @@ def submit_classifications(*, submissions: list[Submission], volunteer: Voluntee
     batching) pays one request's overhead instead of one each. Status rows are locked in
     (workflow, galaxy) order, so concurrent batches cannot deadlock. If another request stores
     one of these idempotency keys meanwhile, the batch is rolled back and every submission is
-    settled on its own.
+    settled on its own, as a single submit.
     """
     workflows = {slug: workflow_settings(slug=slug) for slug in {s.workflow_slug for s in submissions}}
     try:
         return _store_batch(submissions=submissions, workflows=workflows, volunteer=volunteer, user_agent=user_agent)
     except IntegrityError:
         return [_settle(submission, workflow=workflows[submission.workflow_slug], volunteer=volunteer,
-                        user_agent=user_agent, store=submit_classification) for submission in submissions]
+                        user_agent=user_agent) for submission in submissions]
 
 
-def _settle(submission: Submission, *, workflow: Workflow | None, volunteer: Volunteer, user_agent: str,
-            store) -> BatchOutcome:
+def _settle(submission: Submission, *, workflow: Workflow | None, volunteer: Volunteer,
+            user_agent: str) -> BatchOutcome:
     try:
         if workflow is None:
             raise UnknownWorkflow(f"no workflow '{submission.workflow_slug}'", field="workflow")
-        return BatchOutcome(result=store(
+        return BatchOutcome(result=submit_classification(
             workflow=workflow, galaxy_id_str=submission.galaxy_id_str, volunteer=volunteer,
             annotations=submission.annotations, idempotency_key=submission.idempotency_key,
             started_at=submission.started_at, finished_at=submission.finished_at, user_agent=user_agent,
@@ -305,17 +321,137 @@ def _settle(submission: Submission, *, workflow: Workflow | None, volunteer: Vol
         return BatchOutcome(error=exc)
 
 
+def _in(values: list) -> tuple[str, list]:
+    """A membership test: one array parameter on PostgreSQL (one prepared statement whatever
+    the batch size), an IN list elsewhere."""
+    if connection.vendor == "postgresql":
+        return "= ANY(%s)", [values]
+    return f"IN ({', '.join(['%s'] * len(values))})", values
+
+
+def _lock_statuses(*, workflow_ids: list[int], galaxy_id_strs: list[str]) -> dict[tuple[int, str], SubjectStatus]:
+    """Every status row a batch touches, locked in one statement in (workflow, galaxy) order, so
+    concurrent batches cannot deadlock; keyed by (workflow id, galaxy id_str)."""
+    workflows_in, workflow_params = _in(workflow_ids)
+    galaxies_in, galaxy_params = _in(galaxy_id_strs)
+    sql = (f"SELECT s.workflow_id, g.id_str, s.id, s.galaxy_id, s.vote_counts, s.classification_count, "
+           f"s.retired_at, s.retirement_reason FROM {_STATUS_TABLE} s JOIN {_GALAXY_TABLE} g ON g.id = s.galaxy_id "
+           f"WHERE s.workflow_id {workflows_in} AND g.id_str {galaxies_in} ORDER BY s.workflow_id, g.id_str"
+           + _for_update_of_status())
+    with hot_path_cursor() as cursor:
+        cursor.execute(sql, [*workflow_params, *galaxy_params])
+        rows = cursor.fetchall()
+    return {(workflow_id, id_str): _status_from_row(workflow_id=workflow_id, row=rest)
+            for workflow_id, id_str, *rest in rows}
+
+
+def _stored_keys(keys: list[str]) -> set[str]:
+    keys_in, params = _in(keys)
+    with hot_path_cursor() as cursor:
+        cursor.execute(f"SELECT idempotency_key FROM {_CLASSIFICATION_TABLE} WHERE idempotency_key {keys_in}", params)
+        return {key for (key,) in cursor.fetchall()}
+
+
+def _counted_already(*, volunteer: Volunteer, galaxy_ids: list[int]) -> set[tuple[int, int]]:
+    """(workflow id, galaxy id) pairs this volunteer already has a counted classification of.
+    Runs after the status locks were granted, so it sees what earlier lock holders committed."""
+    galaxies_in, params = _in(galaxy_ids)
+    with hot_path_cursor() as cursor:
+        cursor.execute(f"SELECT workflow_id, galaxy_id FROM {_CLASSIFICATION_TABLE} "
+                       f"WHERE volunteer_key = %s AND counted AND galaxy_id {galaxies_in}", [volunteer.key, *params])
+        return set(cursor.fetchall())
+
+
+@dataclass
+class _BatchState:
+    """What a batch has decided so far, before anything is written."""
+
+    statuses: dict[tuple[int, str], SubjectStatus]
+    stored_keys: set[str]
+    counted: set[tuple[int, int]]
+    new_by_key: dict[str, Classification]
+    touched: dict[int, SubjectStatus]
+
+
 @transaction.atomic
 def _store_batch(*, submissions: list[Submission], workflows: dict[str, Workflow | None], volunteer: Volunteer,
                  user_agent: str) -> list[BatchOutcome]:
+    """The batch as a few set-wise statements — probe the keys, lock the status rows, probe what
+    this volunteer already counted, insert every new classification, update every touched
+    tally — instead of three round trips per classification; each item is decided in lock order
+    exactly as _store_classification decides a single submit."""
+    known = [s for s in submissions if workflows[s.workflow_slug] is not None]
+    statuses = _lock_statuses(workflow_ids=sorted({workflows[s.workflow_slug].id for s in known}),
+                              galaxy_id_strs=sorted({s.galaxy_id_str for s in known})) if known else {}
+    state = _BatchState(
+        statuses=statuses, stored_keys=_stored_keys(sorted({s.idempotency_key for s in submissions})),
+        counted=(_counted_already(volunteer=volunteer, galaxy_ids=sorted({st.galaxy_id for st in statuses.values()}))
+                 if statuses else set()),
+        new_by_key={}, touched={})
+    now = timezone.now()
     outcomes: list[BatchOutcome | None] = [None] * len(submissions)
-    lock_order = sorted(range(len(submissions)),
-                        key=lambda i: (submissions[i].workflow_slug, submissions[i].galaxy_id_str))
-    for index in lock_order:
+    for index in sorted(range(len(submissions)),
+                        key=lambda i: (submissions[i].workflow_slug, submissions[i].galaxy_id_str)):
         submission = submissions[index]
-        outcomes[index] = _settle(submission, workflow=workflows[submission.workflow_slug], volunteer=volunteer,
-                                  user_agent=user_agent, store=_store_classification)
+        try:
+            result = _decide(submission, workflow=workflows[submission.workflow_slug], volunteer=volunteer,
+                             user_agent=user_agent, state=state, now=now)
+            outcomes[index] = BatchOutcome(result=result)
+        except DomainError as exc:
+            outcomes[index] = BatchOutcome(error=exc)
+    new = list(state.new_by_key.values())
+    Classification.objects.bulk_create(new)
+    if state.touched:
+        with hot_path_cursor() as cursor:
+            cursor.executemany(_UPDATE_TALLY_SQL, [_tally_params(status) for status in state.touched.values()])
+    for classification in new:
+        if classification.counted:
+            classification_counted.send(sender=Classification, workflow_id=classification.workflow_id,
+                                        classification_id=classification.id)
     return outcomes
+
+
+def _decide(submission: Submission, *, workflow: Workflow | None, volunteer: Volunteer, user_agent: str,
+            state: _BatchState, now: datetime) -> SubmissionResult:
+    """One item of a batch, in the order of checks of _store_classification; writes nothing
+    itself but the batch state (a missing status row is created and locked here)."""
+    if workflow is None:
+        raise UnknownWorkflow(f"no workflow '{submission.workflow_slug}'", field="workflow")
+    key, galaxy_id_str = submission.idempotency_key, submission.galaxy_id_str
+    earlier = state.new_by_key.get(key)
+    if earlier is not None:
+        if (earlier.workflow_id, earlier.galaxy.id_str) != (workflow.id, galaxy_id_str):
+            raise IdempotencyConflict("this idempotency key was already used for a different classification",
+                                      field="idempotency_key")
+        return SubmissionResult(classification=earlier, created=False, status=None)
+    if key in state.stored_keys:
+        existing = _by_idempotency_key(key)
+        if existing is not None:
+            return _replay(existing=existing, workflow=workflow, galaxy_id_str=galaxy_id_str, volunteer=volunteer)
+    if not workflow.is_active:
+        raise WorkflowInactive(f"workflow '{workflow.slug}' is not active", field="workflow")
+    path = _path_through_tree(tree=workflow.decision_tree, annotations=submission.annotations)
+    status = state.statuses.get((workflow.id, galaxy_id_str))
+    if status is None:  # a galaxy no one has classified in this workflow yet: nothing of it is counted
+        status = _lock_or_create_status(workflow=workflow, galaxy_id_str=galaxy_id_str, idempotency_key=key)
+        state.statuses[(workflow.id, galaxy_id_str)] = status
+    if status.is_retired:
+        raise SubjectRetired(f"galaxy '{galaxy_id_str}' is retired from '{workflow.slug}'", field="galaxy")
+
+    counted = (workflow.id, status.galaxy_id) not in state.counted
+    if counted:
+        state.counted.add((workflow.id, status.galaxy_id))
+        _add_votes(status=status, workflow=workflow, path=path, now=now)
+        state.touched[status.id] = status
+    classification = Classification(
+        workflow=workflow, workflow_version=workflow.version,
+        galaxy=Galaxy.from_db(connection.alias, ["id", "id_str"], [status.galaxy_id, galaxy_id_str]),
+        user_id=volunteer.user_id, volunteer_key=volunteer.key,
+        annotations=[{"question": q, "answer": a} for q, a in path], idempotency_key=key, counted=counted,
+        selection=submission.selection, started_at=submission.started_at,
+        finished_at=submission.finished_at or now, user_agent=user_agent[:400])
+    state.new_by_key[key] = classification
+    return SubmissionResult(classification=classification, created=True, status=status)
 
 
 @transaction.atomic

@@ -7,13 +7,15 @@ import uuid
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from classifications.errors import DomainError, UnknownWorkflow
 from classifications.models import Classification, SubjectStatus
 from classifications.serializers import MAX_BATCH
-from classifications.services import (Submission, Volunteer, ensure_subject_statuses, submit_classification,
-                                      submit_classifications)
+from classifications.services import (BatchOutcome, Submission, Volunteer, ensure_subject_statuses,
+                                      submit_classification, submit_classifications)
 from tests.platform.factories import GalaxyFactory, decals_smooth_path
 from workflows.models import Workflow
 
@@ -173,3 +175,84 @@ def test_a_key_taken_by_a_concurrent_request_settles_each_item_on_its_own(open_w
     assert sorted(Classification.objects.values_list("idempotency_key", flat=True)) == ["contested-key",
                                                                                          "free-key-1"]
     assert_tallies_match_a_recount(open_workflow)
+
+
+def _one_by_one(submissions, volunteer):
+    """What single submits give the same items, sent in the batch's lock order."""
+    outcomes = [None] * len(submissions)
+    for index in sorted(range(len(submissions)),
+                        key=lambda i: (submissions[i].workflow_slug, submissions[i].galaxy_id_str)):
+        s = submissions[index]
+        try:
+            workflow = Workflow.objects.filter(slug=s.workflow_slug).first()
+            if workflow is None:
+                raise UnknownWorkflow("", field="workflow")
+            outcomes[index] = BatchOutcome(result=submit_classification(
+                workflow=workflow, galaxy_id_str=s.galaxy_id_str, volunteer=volunteer, annotations=s.annotations,
+                idempotency_key=s.idempotency_key))
+        except DomainError as exc:
+            outcomes[index] = BatchOutcome(error=exc)
+    return outcomes
+
+
+def _what_happened(store, submissions, volunteer):
+    """The outcomes and the database they leave, then rolled back (ids left out: sequences move on)."""
+    with transaction.atomic():
+        outcomes = store(submissions, volunteer)
+        described = [(o.error.code, o.error.field) if o.error else
+                     (o.result.created, o.result.classification.idempotency_key,
+                      o.result.classification.galaxy.id_str, o.result.classification.counted) for o in outcomes]
+        tallies = sorted(SubjectStatus.objects.values_list(
+            "workflow__slug", "galaxy__id_str", "vote_counts", "classification_count", "retirement_reason"))
+        stored = sorted(Classification.objects.values_list("idempotency_key", "galaxy__id_str", "counted"))
+        transaction.set_rollback(True)
+    return described, tallies, stored
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("seed", range(12))
+def test_a_random_batch_has_the_outcomes_and_effects_of_the_same_submits_one_by_one(seed):
+    """Items repeat galaxies and keys, reuse stored keys, break the tree, name unknown galaxies or
+    workflows, touch galaxies without a status row and retire galaxies mid-batch."""
+    rng = random.Random(seed)
+    decals = Workflow.objects.get(slug="gz-decals-dr5")
+    Workflow.objects.filter(pk=decals.pk).update(retirement_count=2)
+    Workflow.objects.filter(slug="gz2").update(is_active=seed % 2 == 0)
+    galaxies = GalaxyFactory.create_batch(4)
+    ensure_subject_statuses(galaxy_ids=[g.id for g in galaxies[:3]])
+    volunteer, other = Volunteer.anonymous("batcher"), Volunteer.anonymous("someone-else")
+    submit_classification(workflow=decals, galaxy_id_str=galaxies[0].id_str, volunteer=volunteer,
+                          annotations=decals_smooth_path(), idempotency_key="stored-mine")
+    submit_classification(workflow=decals, galaxy_id_str=galaxies[1].id_str, volunteer=other,
+                          annotations=decals_smooth_path(), idempotency_key="stored-theirs")
+    bad_path = [{"question": "smooth-or-featured", "answer": "smooth"}]
+    submissions = [Submission(
+        workflow_slug=rng.choice(["gz-decals-dr5", "gz-decals-dr5", "gz2", "no-such-workflow"]),
+        galaxy_id_str=rng.choice([*(g.id_str for g in galaxies), "no-such-galaxy"]),
+        annotations=rng.choice([decals_smooth_path(), decals_smooth_path(), bad_path]),
+        idempotency_key=rng.choice(["stored-mine", "stored-theirs", *(f"new-{k}" for k in range(8))]))
+        for _ in range(rng.randint(1, 14))]
+
+    in_one_batch = _what_happened(
+        lambda s, v: submit_classifications(submissions=s, volunteer=v), submissions, volunteer)
+    one_by_one = _what_happened(_one_by_one, submissions, volunteer)
+
+    assert in_one_batch == one_by_one
+
+
+@pytest.mark.django_db
+def test_a_batch_costs_the_same_number_of_queries_for_two_votes_as_for_ten(django_assert_num_queries):
+    galaxies = GalaxyFactory.create_batch(12)
+    ensure_subject_statuses()
+    volunteer = Volunteer.anonymous("counting-queries")
+
+    def batch(chosen):
+        return [Submission(workflow_slug="gz-decals-dr5", galaxy_id_str=g.id_str, annotations=decals_smooth_path(),
+                           idempotency_key=uuid.uuid4().hex) for g in chosen]
+
+    with CaptureQueriesContext(connection) as two:
+        submit_classifications(submissions=batch(galaxies[:2]), volunteer=volunteer)
+    with django_assert_num_queries(len(two.captured_queries)):
+        outcomes = submit_classifications(submissions=batch(galaxies[2:]), volunteer=volunteer)
+    assert [o.result.created for o in outcomes] == [True] * 10
+    assert_tallies_match_a_recount(Workflow.objects.get(slug="gz-decals-dr5"))
