@@ -352,13 +352,16 @@ def _stored_keys(keys: list[str]) -> set[str]:
         return {key for (key,) in cursor.fetchall()}
 
 
-def _counted_already(*, volunteer: Volunteer, galaxy_ids: list[int]) -> set[tuple[int, int]]:
+def _counted_already(*, volunteer: Volunteer, workflow_ids: list[int], galaxy_ids: list[int]) -> set[tuple[int, int]]:
     """(workflow id, galaxy id) pairs this volunteer already has a counted classification of.
-    Runs after the status locks were granted, so it sees what earlier lock holders committed."""
-    galaxies_in, params = _in(galaxy_ids)
+    Runs after the status locks were granted, so it sees what earlier lock holders committed.
+    All three columns of the seen-by index are constrained: a veteran's history is not scanned."""
+    workflows_in, workflow_params = _in(workflow_ids)
+    galaxies_in, galaxy_params = _in(galaxy_ids)
     with hot_path_cursor() as cursor:
-        cursor.execute(f"SELECT workflow_id, galaxy_id FROM {_CLASSIFICATION_TABLE} "
-                       f"WHERE volunteer_key = %s AND counted AND galaxy_id {galaxies_in}", [volunteer.key, *params])
+        cursor.execute(f"SELECT workflow_id, galaxy_id FROM {_CLASSIFICATION_TABLE} WHERE volunteer_key = %s "
+                       f"AND workflow_id {workflows_in} AND galaxy_id {galaxies_in} AND counted",
+                       [volunteer.key, *workflow_params, *galaxy_params])
         return set(cursor.fetchall())
 
 
@@ -385,8 +388,8 @@ def _store_batch(*, submissions: list[Submission], workflows: dict[str, Workflow
                               galaxy_id_strs=sorted({s.galaxy_id_str for s in known})) if known else {}
     state = _BatchState(
         statuses=statuses, stored_keys=_stored_keys(sorted({s.idempotency_key for s in submissions})),
-        counted=(_counted_already(volunteer=volunteer, galaxy_ids=sorted({st.galaxy_id for st in statuses.values()}))
-                 if statuses else set()),
+        counted=_counted_already(volunteer=volunteer, workflow_ids=sorted({wid for wid, _ in statuses}),
+                                 galaxy_ids=sorted({st.galaxy_id for st in statuses.values()})) if statuses else set(),
         new_by_key={}, touched={})
     now = timezone.now()
     outcomes: list[BatchOutcome | None] = [None] * len(submissions)
