@@ -54,7 +54,8 @@ def chromium():
 
 @pytest.fixture
 def open_page(chromium, live_server, settings):
-    """open_page(path, viewport=DESKTOP, **context options) -> page. The live server does not
+    """open_page(path, viewport=DESKTOP, routes={glob: handler}, **context options) -> page
+    (routes are in place before the first request). The live server does not
     serve media (DEBUG is off in tests), so the browser reads galaxy images from MEDIA_ROOT."""
     contexts = []
     media_root = Path(settings.MEDIA_ROOT)
@@ -68,12 +69,14 @@ def open_page(chromium, live_server, settings):
         else:
             route.fulfill(status=404, body=b"")
 
-    def _open(path: str = "/", viewport: dict | None = None, **options):
+    def _open(path: str = "/", viewport: dict | None = None, routes: dict | None = None, **options):
         # Reduced motion turns off the CSS fades, so screenshots never catch an image mid-fade.
         options.setdefault("reduced_motion", "reduce")
         context = chromium.new_context(viewport=viewport or DESKTOP, **options)
         context.set_default_timeout(10000)
         context.route("**/media/**", serve_media)
+        for pattern, handler in (routes or {}).items():
+            context.route(pattern, handler)
         contexts.append(context)
         page = context.new_page()
         errors = []

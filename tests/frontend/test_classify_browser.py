@@ -4,10 +4,14 @@ viewer and the phone layout."""
 
 import io
 import json
+import re
+import threading
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
 from PIL import Image
+from django.db import connection
 from django.utils import timezone
 
 from classifications.models import Classification, SubjectStatus
@@ -272,6 +276,8 @@ def test_retired_meanwhile_banner_then_all_done(open_page):
     (galaxy,) = make_galaxies(1)
     page = open_page("/classify/")
     assert wait_ready(page) == galaxy.id_str
+    # Retire it only after the page's own still-open check, or the page moves on before Done.
+    page.wait_for_selector(f"#classify-app[data-checked='{galaxy.id_str}']")
     SubjectStatus.objects.filter(galaxy=galaxy).update(retired_at=timezone.now(), retirement_reason="admin")
     for key in ("1", "1", "1"):
         page.keyboard.press(key)
@@ -281,6 +287,37 @@ def test_retired_meanwhile_banner_then_all_done(open_page):
     page.click("#next")
     page.wait_for_selector("#all-done")
     shot(page, "11-all-done-desktop")
+
+
+def test_a_galaxy_retired_while_on_screen_is_replaced_by_the_next(open_page):
+    """The page re-checks the galaxy it shows; retired meanwhile, it says so and moves on."""
+    first, second = make_galaxies(2)
+    retired = []
+
+    def retire_galaxy(id_str):
+        try:
+            SubjectStatus.objects.filter(galaxy__id_str=id_str).update(retired_at=timezone.now(),
+                                                                      retirement_reason="admin")
+        finally:
+            connection.close()
+
+    def retire_on_first_check(route):
+        id_str = unquote(route.request.url.split("/api/galaxies/", 1)[1].split("/")[0])
+        if not retired:
+            retired.append(id_str)
+            # Route handlers run inside Playwright's event loop, where Django refuses queries.
+            retire = threading.Thread(target=retire_galaxy, args=(id_str,))
+            retire.start()
+            retire.join()
+        route.continue_()
+
+    page = open_page("/classify/", routes={re.compile(r"/api/galaxies/[^/]+/\?workflow="): retire_on_first_check})
+    page.wait_for_selector("[data-banner='retired']")
+    assert retired[0] in page.locator("[data-banner='retired']").inner_text()
+    shown = page.locator("#stage").get_attribute("data-galaxy")
+    assert {retired[0], shown} == {first.id_str, second.id_str}
+    page.wait_for_selector(f"#classify-app[data-checked='{shown}']")
+    assert current_question(page) == "smooth-or-featured" and page.js_errors == []
 
 
 def test_any_workflow_tree_renders_and_is_followed_exactly(open_page):

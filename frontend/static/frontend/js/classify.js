@@ -162,7 +162,9 @@ async function checkStillOpen(item) {
       banner("info", `${item.galaxy.id_str} was retired meanwhile: other volunteers finished it. Here is the next one.`, { id: "retired" });
       await showNext({ keepBanners: true });
     }
-  } catch { /* offline: the submission will tell */ }
+  } catch { /* offline: the submission will tell */ } finally {
+    app.dataset.checked = item.galaxy.id_str; // lets tests know the check has settled
+  }
 }
 
 // ------------------------------------------------------------------ rendering the tree
