@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> dict:
     data = read_catalog(frame, schema, KAGGLE)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(data.paths))
     val_idx, pool_idx = order[:args.val], order[args.val:args.val + args.pool]
-    config = TrainConfig(image_size=args.image_size, epochs=args.epochs, patience=args.patience,
+    config = TrainConfig(image_size=args.image_size, crop_fraction=args.crop_fraction, epochs=args.epochs,
+                         patience=args.patience,
                          batch_size=args.train_batch, lr=args.lr, widths=tuple(args.widths), val_fraction=0.15,
                          eval_mc_samples=args.mc, device="cpu")
     preprocessing = config.preprocessing()
@@ -218,7 +219,8 @@ def plot(result: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend()
     config = result["config"]
-    fig.suptitle(f"GZ2 Kaggle, {config['image_size']} px, pool {config['pool']}, validation {config['val']}, "
+    crop = f", crop {config['crop_fraction']}" if "crop_fraction" in config else ""
+    fig.suptitle(f"GZ2 Kaggle, {config['image_size']} px{crop}, pool {config['pool']}, validation {config['val']}, "
                  f"start {config['start']}, batch {config['batch']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -235,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--image-size", type=int, default=48)
+    parser.add_argument("--crop-fraction", type=float, default=0.8,
+                        help="central fraction of each image the network sees (0.5 fills it with the galaxy)")
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128])
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the first round (from scratch)")
     parser.add_argument("--warm-epochs", type=int, default=5,
