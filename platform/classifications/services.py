@@ -79,6 +79,22 @@ def _replay(*, existing: Classification, workflow: Workflow, galaxy_id_str: str,
     return SubmissionResult(classification=existing, created=False, status=None)
 
 
+def _require_workflow(workflow: Workflow | None, *, slug: str) -> Workflow:
+    if workflow is None:
+        raise UnknownWorkflow(f"no workflow '{slug}'", field="workflow")
+    return workflow
+
+
+def _require_active(workflow: Workflow) -> None:
+    if not workflow.is_active:
+        raise WorkflowInactive(f"workflow '{workflow.slug}' is not active", field="workflow")
+
+
+def _require_unretired(status: SubjectStatus, *, workflow: Workflow, galaxy_id_str: str) -> None:
+    if status.is_retired:
+        raise SubjectRetired(f"galaxy '{galaxy_id_str}' is retired from '{workflow.slug}'", field="galaxy")
+
+
 def _retire_if_due(*, status: SubjectStatus, workflow: Workflow, now: datetime) -> None:
     if status.classification_count >= workflow.retirement_count:
         status.retired_at = now
@@ -230,14 +246,12 @@ def _store_classification(*, workflow: Workflow, galaxy_id_str: str, volunteer: 
     existing = _by_idempotency_key(idempotency_key) if locked is None or locked.key_exists else None
     if existing is not None:
         return _replay(existing=existing, workflow=workflow, galaxy_id_str=galaxy_id_str, volunteer=volunteer)
-    if not workflow.is_active:
-        raise WorkflowInactive(f"workflow '{workflow.slug}' is not active", field="workflow")
+    _require_active(workflow)
     tree = workflow.decision_tree
     path = _path_through_tree(tree=tree, annotations=annotations)
     status = (locked.status if locked is not None else
               _lock_or_create_status(workflow=workflow, galaxy_id_str=galaxy_id_str, idempotency_key=idempotency_key))
-    if status.is_retired:
-        raise SubjectRetired(f"galaxy '{galaxy_id_str}' is retired from '{workflow.slug}'", field="galaxy")
+    _require_unretired(status, workflow=workflow, galaxy_id_str=galaxy_id_str)
 
     now = timezone.now()
     finished_at = finished_at or now
@@ -310,10 +324,9 @@ def submit_classifications(*, submissions: list[Submission], volunteer: Voluntee
 def _settle(submission: Submission, *, workflow: Workflow | None, volunteer: Volunteer,
             user_agent: str) -> BatchOutcome:
     try:
-        if workflow is None:
-            raise UnknownWorkflow(f"no workflow '{submission.workflow_slug}'", field="workflow")
         return BatchOutcome(result=submit_classification(
-            workflow=workflow, galaxy_id_str=submission.galaxy_id_str, volunteer=volunteer,
+            workflow=_require_workflow(workflow, slug=submission.workflow_slug),
+            galaxy_id_str=submission.galaxy_id_str, volunteer=volunteer,
             annotations=submission.annotations, idempotency_key=submission.idempotency_key,
             started_at=submission.started_at, finished_at=submission.finished_at, user_agent=user_agent,
             selection=submission.selection))
@@ -331,7 +344,8 @@ def _in(values: list) -> tuple[str, list]:
 
 def _lock_statuses(*, workflow_ids: list[int], galaxy_id_strs: list[str]) -> dict[tuple[int, str], SubjectStatus]:
     """Every status row a batch touches, locked in one statement in (workflow, galaxy) order, so
-    concurrent batches cannot deadlock; keyed by (workflow id, galaxy id_str)."""
+    concurrent batches cannot deadlock; keyed by (workflow id, galaxy id_str). A batch over several
+    workflows also locks the other pairings of its workflows and galaxies: harmless, same order."""
     workflows_in, workflow_params = _in(workflow_ids)
     galaxies_in, galaxy_params = _in(galaxy_id_strs)
     sql = (f"SELECT s.workflow_id, g.id_str, s.id, s.galaxy_id, s.vote_counts, s.classification_count, "
@@ -418,28 +432,18 @@ def _decide(submission: Submission, *, workflow: Workflow | None, volunteer: Vol
             state: _BatchState, now: datetime) -> SubmissionResult:
     """One item of a batch, in the order of checks of _store_classification; writes nothing
     itself but the batch state (a missing status row is created and locked here)."""
-    if workflow is None:
-        raise UnknownWorkflow(f"no workflow '{submission.workflow_slug}'", field="workflow")
+    workflow = _require_workflow(workflow, slug=submission.workflow_slug)
     key, galaxy_id_str = submission.idempotency_key, submission.galaxy_id_str
-    earlier = state.new_by_key.get(key)
-    if earlier is not None:
-        if (earlier.workflow_id, earlier.galaxy.id_str) != (workflow.id, galaxy_id_str):
-            raise IdempotencyConflict("this idempotency key was already used for a different classification",
-                                      field="idempotency_key")
-        return SubmissionResult(classification=earlier, created=False, status=None)
-    if key in state.stored_keys:
-        existing = _by_idempotency_key(key)
-        if existing is not None:
-            return _replay(existing=existing, workflow=workflow, galaxy_id_str=galaxy_id_str, volunteer=volunteer)
-    if not workflow.is_active:
-        raise WorkflowInactive(f"workflow '{workflow.slug}' is not active", field="workflow")
+    existing = state.new_by_key.get(key) or (_by_idempotency_key(key) if key in state.stored_keys else None)
+    if existing is not None:
+        return _replay(existing=existing, workflow=workflow, galaxy_id_str=galaxy_id_str, volunteer=volunteer)
+    _require_active(workflow)
     path = _path_through_tree(tree=workflow.decision_tree, annotations=submission.annotations)
     status = state.statuses.get((workflow.id, galaxy_id_str))
     if status is None:  # a galaxy no one has classified in this workflow yet: nothing of it is counted
         status = _lock_or_create_status(workflow=workflow, galaxy_id_str=galaxy_id_str, idempotency_key=key)
         state.statuses[(workflow.id, galaxy_id_str)] = status
-    if status.is_retired:
-        raise SubjectRetired(f"galaxy '{galaxy_id_str}' is retired from '{workflow.slug}'", field="galaxy")
+    _require_unretired(status, workflow=workflow, galaxy_id_str=galaxy_id_str)
 
     counted = (workflow.id, status.galaxy_id) not in state.counted
     if counted:
