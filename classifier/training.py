@@ -18,7 +18,14 @@ import pandas as pd
 import torch
 
 from classifier.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from classifier.data import GalaxyDataset, LabelledCatalog, Preprocessing, augment_transform, eval_transform, read_catalog
+from classifier.data import (
+    GalaxyDataset,
+    LabelledCatalog,
+    Preprocessing,
+    augment_transform,
+    eval_transform,
+    read_catalog,
+)
 from classifier.losses import dirichlet_multinomial_loss
 from classifier.metrics import evaluate
 from classifier.models import COMPACT, ArchitectureConfig, DirichletModel, build_model, load_encoder_weights

@@ -7,14 +7,23 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import BadQueryParameter
 from workflows.models import Workflow
 from workflows.selectors import workflow_settings
 
-from .errors import BadQueryParameter, UnknownWorkflow
+from .errors import UnknownWorkflow
 from .selectors import next_subjects, volunteer_history
-from .serializers import (ClassificationBatchInputSerializer, ClassificationInputSerializer,
-                          ClassificationOutputSerializer, FavouriteSerializer, QueueItemSerializer, classification_body,
-                          classification_batch_input, classification_input, queue_item_body)
+from .serializers import (
+    ClassificationBatchInputSerializer,
+    ClassificationInputSerializer,
+    ClassificationOutputSerializer,
+    FavouriteSerializer,
+    QueueItemSerializer,
+    classification_batch_input,
+    classification_body,
+    classification_input,
+    queue_item_body,
+)
 from .services import BatchOutcome, Submission, set_favourite, submit_classification, submit_classifications
 from .volunteers import volunteer_from_request
 

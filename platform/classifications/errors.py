@@ -1,25 +1,7 @@
 """Domain errors of submitting classifications and serving the queue. The API maps each to a
 status code and a JSON body naming the field and the reason."""
 
-
-class DomainError(Exception):
-    """Base of every platform error the API reports (other apps subclass it too)."""
-
-    status_code = 400
-    code = "invalid"
-
-    def __init__(self, message: str, *, field: str | None = None, detail: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.detail = detail or {}
-
-    def as_dict(self) -> dict:
-        body = {"code": self.code, "message": self.message}
-        if self.field:
-            body["field"] = self.field
-        body.update(self.detail)
-        return body
+from core.errors import DomainError
 
 
 class InvalidRequest(DomainError):
@@ -37,10 +19,6 @@ class InvalidRequest(DomainError):
 
 class InvalidAnnotations(DomainError):
     code = "invalid_annotations"
-
-
-class BadQueryParameter(DomainError):
-    code = "invalid_parameter"
 
 
 class UnknownGalaxy(DomainError):

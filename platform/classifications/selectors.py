@@ -9,10 +9,10 @@ from typing import Any
 from django.db.models import QuerySet
 
 from classifier.tree import DecisionTree
+from core.db import hot_path_cursor
 from galaxies.models import Galaxy
 from workflows.models import Workflow
 
-from .db import hot_path_cursor
 from .models import Classification, SubjectStatus
 
 

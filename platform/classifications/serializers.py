@@ -4,10 +4,11 @@ from typing import Any
 from django.core.files.storage import FileSystemStorage
 from rest_framework import serializers
 
+from core.errors import DomainError
 from galaxies.models import Galaxy
 from galaxies.serializers import GalaxySerializer
 
-from .errors import DomainError, InvalidRequest
+from .errors import InvalidRequest
 from .models import Classification
 from .selectors import QueueItem
 

@@ -15,13 +15,20 @@ from django.utils import timezone
 
 from classifier.retirement import RetirementRule
 from classifier.tree import AnnotationError, DecisionTree
+from core.db import hot_path_cursor
+from core.errors import DomainError
 from galaxies.models import Galaxy
 from workflows.models import Workflow
 from workflows.selectors import workflow_settings
 
-from .db import hot_path_cursor
-from .errors import (DomainError, IdempotencyConflict, InvalidAnnotations, SubjectRetired, UnknownGalaxy,
-                     UnknownWorkflow, WorkflowInactive)
+from .errors import (
+    IdempotencyConflict,
+    InvalidAnnotations,
+    SubjectRetired,
+    UnknownGalaxy,
+    UnknownWorkflow,
+    WorkflowInactive,
+)
 from .models import Classification, SubjectStatus, uniform_random
 from .signals import classification_counted
 

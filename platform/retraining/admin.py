@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 
-from classifications.errors import DomainError
+from core.errors import DomainError
 from workflows.admin import WorkflowAdmin
 from workflows.models import Workflow
 

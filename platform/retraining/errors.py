@@ -1,7 +1,7 @@
 """Domain errors of retraining. They subclass the platform's API error type, so the API
 answers with a status code and a JSON body naming the field and the reason."""
 
-from classifications.errors import DomainError
+from core.errors import DomainError
 
 
 class RetrainingError(DomainError):

@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO))
 from classifier import acquisition, acquisition_batch  # noqa: E402
 from classifier.checkpoint import load_checkpoint  # noqa: E402
 from classifier.data import load_images, read_catalog  # noqa: E402
-from classifier.losses import dirichlet_multinomial_log_prob  # noqa: E402
 from classifier.kaggle import predicted_shares  # noqa: E402
+from classifier.losses import dirichlet_multinomial_log_prob  # noqa: E402
 from classifier.predict import mc_concentrations, mean_fractions, question_totals  # noqa: E402
 from classifier.schema import Schema  # noqa: E402
 from classifier.training import TrainConfig, train  # noqa: E402

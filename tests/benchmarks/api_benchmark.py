@@ -129,13 +129,13 @@ def drop_secondary_indexes(conn, tables: list[str]) -> list[str]:
             "SELECT i.indexname, i.indexdef FROM pg_indexes i JOIN pg_index x ON x.indexrelid = "
             "(quote_ident(i.indexname))::regclass WHERE i.tablename = %s AND NOT x.indisprimary",
             [table]).fetchall()
-        for name, definition, contype in sorted(constraints, key=lambda c: c[2] != "f"):
+        for name, _definition, _contype in sorted(constraints, key=lambda c: c[2] != "f"):
             conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
         for name, definition in indexes:
             if name not in names:
                 conn.execute(f'DROP INDEX "{name}"')
                 restore.append(definition)
-        for name, definition, contype in sorted(constraints, key=lambda c: c[2] == "f"):
+        for name, definition, _contype in sorted(constraints, key=lambda c: c[2] == "f"):
             restore.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
     return restore
 

@@ -3,8 +3,15 @@ from math import comb
 import numpy as np
 import pytest
 
-from classifier.acquisition import (compositions, expected_votes, predictive_entropy, question_mutual_information,
-                                    random_scores, score, tree_bald)
+from classifier.acquisition import (
+    compositions,
+    expected_votes,
+    predictive_entropy,
+    question_mutual_information,
+    random_scores,
+    score,
+    tree_bald,
+)
 from classifier.schema import Schema, resolve_schema
 
 

@@ -3,8 +3,15 @@ import pandas as pd
 import pytest
 import torch
 
-from classifier.data import (CatalogError, ImageLoadError, Preprocessing, augment_transform, eval_transform,
-                             load_images, read_catalog)
+from classifier.data import (
+    CatalogError,
+    ImageLoadError,
+    Preprocessing,
+    augment_transform,
+    eval_transform,
+    load_images,
+    read_catalog,
+)
 from classifier.kaggle import kaggle_columns
 from classifier.schema import Schema, resolve_schema
 

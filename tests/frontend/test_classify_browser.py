@@ -10,9 +10,9 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
-from PIL import Image
 from django.db import connection
 from django.utils import timezone
+from PIL import Image
 
 from classifications.models import Classification, SubjectStatus
 from tests.frontend.conftest import PHONE, make_galaxies, shot

@@ -14,8 +14,14 @@ from rest_framework.test import APIClient
 from classifications.errors import DomainError, UnknownWorkflow
 from classifications.models import Classification, SubjectStatus
 from classifications.serializers import MAX_BATCH
-from classifications.services import (BatchOutcome, Submission, Volunteer, ensure_subject_statuses,
-                                      submit_classification, submit_classifications)
+from classifications.services import (
+    BatchOutcome,
+    Submission,
+    Volunteer,
+    ensure_subject_statuses,
+    submit_classification,
+    submit_classifications,
+)
 from tests.platform.factories import GalaxyFactory, decals_smooth_path
 from workflows.models import Workflow
 

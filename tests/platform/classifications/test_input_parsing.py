@@ -3,12 +3,15 @@ check with ClassificationInputSerializer on every body it accepts (anything it d
 through the serializer), the queue's image URLs with the storage's url()."""
 
 import pytest
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from classifications.serializers import (_IMAGE_STORAGE, ClassificationInputSerializer, _image_url,
-                                         _plain_classification_input)
+from classifications.serializers import (
+    _IMAGE_STORAGE,
+    ClassificationInputSerializer,
+    _image_url,
+    _plain_classification_input,
+)
 from tests.platform.factories import decals_smooth_path
 
 FRONTEND_BODY = {"workflow": "gz-decals-dr5", "galaxy": "J000001.00+000000.0", "annotations": decals_smooth_path(),

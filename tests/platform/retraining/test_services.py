@@ -19,8 +19,16 @@ from classifications.selectors import next_subjects
 from retraining.errors import CannotActivate, RunAlreadyActive, RunFinished
 from retraining.models import ModelVersion, Prediction, TrainingRun
 from retraining.pipeline import execute_run_inline, sha256_of
-from retraining.services import (activate_model_version, cancel_training_run, claim_run, maybe_start_automatic_run,
-                                 reap_stale_runs, record_progress, start_training_run, worker_identity)
+from retraining.services import (
+    activate_model_version,
+    cancel_training_run,
+    claim_run,
+    maybe_start_automatic_run,
+    reap_stale_runs,
+    record_progress,
+    start_training_run,
+    worker_identity,
+)
 
 from .conftest import TINY_TRAINING, make_galaxies, seed_votes
 
