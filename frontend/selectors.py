@@ -17,6 +17,7 @@ from workflows.shipped import DEFAULT_WORKFLOW
 
 from .models import FieldGuideExample
 
+
 def default_workflow() -> Workflow | None:
     """The workflow "Start classifying" opens: DECaLS DR5 when active, else the first active one."""
     workflows = active_workflows()
