@@ -7,6 +7,7 @@ from django.db import transaction
 from classifier.tree import DecisionTree
 
 from .models import Workflow, WorkflowVersion
+from .shipped import SHIPPED_WORKFLOWS
 
 
 @transaction.atomic
@@ -43,11 +44,8 @@ def upsert_workflow(*, slug: str, tree: DecisionTree | dict[str, Any], name: str
     return workflow
 
 
-SHIPPED_WORKFLOWS = (("gz-decals-dr5", "decals_dr5"), ("gz2", "gz2"))
-
-
 def install_shipped_workflows() -> list[Workflow]:
     """Create the shipped workflows that are missing (the data migration does this on a new
     database; this puts them back after a test flush or a manual deletion)."""
     return [upsert_workflow(slug=slug, tree=DecisionTree.load(tree_name), is_active=True)
-            for slug, tree_name in SHIPPED_WORKFLOWS if not Workflow.objects.filter(slug=slug).exists()]
+            for slug, tree_name in SHIPPED_WORKFLOWS.items() if not Workflow.objects.filter(slug=slug).exists()]

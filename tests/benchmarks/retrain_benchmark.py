@@ -31,8 +31,10 @@ for _path in (ROOT / "platform", ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from workflows.shipped import DECALS_DR5  # noqa: E402
+
 IMAGE_SIZE = 64
-WORKFLOW = "gz-decals-dr5"
+WORKFLOW = DECALS_DR5
 
 
 def parse_args() -> argparse.Namespace:

@@ -15,6 +15,7 @@ from frontend.services import import_field_guide_images, pick_field_guide_exampl
 from tests.frontend.conftest import make_galaxies
 from tests.platform.factories import decals_smooth_path
 from workflows.models import Workflow
+from workflows.shipped import DECALS_DR5, GZ2
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,7 @@ FEATURED_EDGE_ON = [{"question": "smooth-or-featured", "answer": "featured-or-di
 
 @pytest.fixture
 def decals():
-    return Workflow.objects.get(slug="gz-decals-dr5")
+    return Workflow.objects.get(slug=DECALS_DR5)
 
 
 def vote(workflow, galaxy, annotations, *, volunteer="v1", simulated=False):
@@ -36,12 +37,12 @@ def vote(workflow, galaxy, annotations, *, volunteer="v1", simulated=False):
 
 
 def test_pages_render_and_set_the_csrf_cookie(client):
-    for path in ("/", "/classify/", "/classify/gz2/", "/me/", "/accounts/login/", "/accounts/signup/"):
+    for path in ("/", "/classify/", f"/classify/{GZ2}/", "/me/", "/accounts/login/", "/accounts/signup/"):
         response = client.get(path)
         assert response.status_code == 200, path
     assert "csrftoken" in client.get("/classify/").cookies
     page = client.get("/classify/").content.decode()
-    assert 'data-workflow="gz-decals-dr5"' in page and "/api/workflows/gz-decals-dr5/" in page
+    assert f'data-workflow="{DECALS_DR5}"' in page and f"/api/workflows/{DECALS_DR5}/" in page
     assert "site.css" in client.get("/accounts/login/").content.decode()  # allauth inside the site layout
     assert client.get("/classify/no-such-workflow/").status_code == 404
 
@@ -60,13 +61,14 @@ def test_site_stats_count_real_volunteers_and_report_no_model(decals):
 def test_field_guide_lists_every_answer_with_attached_examples(decals):
     (galaxy,) = make_galaxies(1, size=16)
     FieldGuideExample.objects.create(workflow=decals, question="bar", answer="strong", galaxy=galaxy, caption="clear bar")
-    body = APIClient().get("/api/site/field-guide/gz-decals-dr5/").json()
+    body = APIClient().get(f"/api/site/field-guide/{DECALS_DR5}/").json()
     tree = decals.decision_tree
     assert [q["key"] for q in body["questions"]] == list(tree.question_keys)
     bar = next(q for q in body["questions"] if q["key"] == "bar")
     strong = next(a for a in bar["answers"] if a["key"] == "strong")
     assert strong["examples"] == [{"image_url": galaxy.image.url, "caption": "clear bar", "galaxy": galaxy.id_str}]
     assert strong["help"] == tree.question("bar").answer("strong").help
+    assert strong["column"] == "bar_strong"
     assert all(a["examples"] == [] for a in bar["answers"] if a["key"] != "strong")
 
 
