@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, FloatField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from classifier.retirement import RetirementRule
@@ -475,3 +476,12 @@ def set_favourite(*, classification_id: int, volunteer: Volunteer, is_favourite:
     classification.is_favourite = is_favourite
     classification.save(update_fields=["is_favourite"])
     return classification
+
+
+def set_queue_priorities(*, workflow_id: int, scores: QuerySet, score_field: str, default: float) -> int:
+    """Set every status row's queue priority of the workflow from ``scores`` (rows with
+    ``galaxy_id`` and ``score_field``) in one UPDATE; galaxies without a score get ``default``.
+    Returns how many rows were updated."""
+    score = scores.filter(galaxy_id=OuterRef("galaxy_id")).values(score_field)[:1]
+    return SubjectStatus.objects.filter(workflow_id=workflow_id).update(
+        priority=Coalesce(Subquery(score, output_field=FloatField()), Value(default)))
