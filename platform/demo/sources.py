@@ -18,7 +18,7 @@ from PIL import Image
 
 from classifier.simulation import appearance_from_metadata, expected_path
 from classifier.tree import DecisionTree
-from workflows.services import SHIPPED_WORKFLOWS
+from workflows.shipped import SHIPPED_WORKFLOWS
 
 CUTOUT_PX = 256
 
@@ -127,7 +127,7 @@ def expected_answers(params: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
     """Per shipped workflow, the answers a careful volunteer gives a galaxy of these parameters
     (read off each tree's own answer hints, see classifier.simulation)."""
     appearance = appearance_from_metadata({"simulation": params})
-    return {slug: expected_path(DecisionTree.load(tree_name), appearance) for slug, tree_name in SHIPPED_WORKFLOWS}
+    return {slug: expected_path(DecisionTree.load(tree_name), appearance) for slug, tree_name in SHIPPED_WORKFLOWS.items()}
 
 
 def _simulation_parameters(rng: np.random.Generator) -> dict[str, Any]:
