@@ -15,8 +15,9 @@ from demo.services import load_demo_galaxies
 from demo.services import prepare_demo_model as train_first_model
 from galaxies.models import Galaxy
 from workflows.models import Workflow
+from workflows.shipped import DECALS_DR5
 
-DEMO_WORKFLOW = "gz-decals-dr5"
+DEMO_WORKFLOW = DECALS_DR5
 DEMO_ADMIN_USERNAME = "admin"
 DEMO_ADMIN_PASSWORD = "admin"  # local demo only; the message tells the user to change it elsewhere
 WORKER_STOP_TIMEOUT_S = 15
