@@ -10,7 +10,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from classifications.models import Classification, SubjectStatus
-from classifications.services import Volunteer
+from classifications.volunteers import Volunteer
 from workflows.models import Workflow
 
 from .models import FieldGuideExample

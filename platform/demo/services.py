@@ -12,7 +12,8 @@ from django.conf import settings
 from tqdm import tqdm
 
 from classifications.models import SubjectStatus
-from classifications.services import Volunteer, submit_classification
+from classifications.services import Submission, submit_classification
+from classifications.volunteers import Volunteer
 from classifier.simulation import Appearance, appearance_from_image, appearance_from_metadata, simulated_annotations
 from galaxies import imaging
 from galaxies.models import Galaxy
@@ -80,10 +81,11 @@ def seed_simulated_votes(*, workflow: Workflow, galaxies: Iterable[Galaxy], vote
         appearance, expected = appearance_of(galaxy), expected_answers(galaxy, workflow)
         for volunteer in rng.sample(range(len(noise)), rng.randint(*votes_per_galaxy)):
             result = submit_classification(
-                workflow=workflow, galaxy_id_str=galaxy.id_str,
-                volunteer=Volunteer(key=f"{SIMULATED_VOLUNTEER_PREFIX}:{volunteer}"),
-                annotations=simulated_annotations(tree, appearance, rng, noise[volunteer], expected),
-                idempotency_key=f"sim-{uuid.uuid4().hex}", is_simulated=True)
+                submission=Submission(
+                    workflow_slug=workflow.slug, galaxy_id_str=galaxy.id_str,
+                    annotations=simulated_annotations(tree, appearance, rng, noise[volunteer], expected),
+                    idempotency_key=f"sim-{uuid.uuid4().hex}"),
+                volunteer=Volunteer(key=f"{SIMULATED_VOLUNTEER_PREFIX}:{volunteer}"), is_simulated=True)
             stored += result.created
     return stored
 
