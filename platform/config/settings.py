@@ -43,11 +43,15 @@ INSTALLED_APPS = [
     "galaxies",
     "classifications",
     "retraining",
+    # Operations: health, metrics, worker heartbeats (reads the apps above; nothing imports it)
+    "django_prometheus",
+    "monitoring",
     # Volunteer web UI (frontend/)
     "frontend",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -57,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -202,6 +207,12 @@ RETRAIN_PROGRESS_INTERVAL = env.float("RETRAIN_PROGRESS_INTERVAL", default=2.0)
 RETRAIN_HEARTBEAT_TIMEOUT = env.int("RETRAIN_HEARTBEAT_TIMEOUT", default=600)
 RETRAIN_SOFT_TIME_LIMIT = env.int("RETRAIN_SOFT_TIME_LIMIT", default=4 * 3600)
 RETRAIN_CHUNK_TIME_LIMIT = env.int("RETRAIN_CHUNK_TIME_LIMIT", default=1800)
+
+# Monitoring (docs/operations.md): Celery heartbeats, probe timeouts.
+MONITORING_HEARTBEAT_INTERVAL = env.float("MONITORING_HEARTBEAT_INTERVAL", default=30.0)
+MONITORING_HEARTBEAT_TIMEOUT = env.float("MONITORING_HEARTBEAT_TIMEOUT", default=120.0)
+MONITORING_BROKER_TIMEOUT = env.float("MONITORING_BROKER_TIMEOUT", default=2.0)
+MONITORING_CLASSIFICATION_LOOKBACK = env.int("MONITORING_CLASSIFICATION_LOOKBACK", default=86400)
 
 LOGGING = {
     "version": 1,
