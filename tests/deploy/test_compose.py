@@ -101,3 +101,9 @@ def test_every_variable_compose_reads_is_documented_in_env_example(compose):
     used = set(re.findall(r"\$\{([A-Z_]+)", COMPOSE.read_text()))
     assert used and used <= documented, used - documented
     assert {"SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "ALLOWED_HOSTS"} <= documented
+
+
+@pytest.mark.parametrize("unit", ["galaxy-worker-default.service", "galaxy-worker-gpu@.service"])
+def test_systemd_stops_workers_warmly(unit):
+    """systemd's default KillMode sends SIGTERM to the pool children too, killing running tasks."""
+    assert "KillMode=mixed" in (DEPLOY / "systemd" / unit).read_text().splitlines()

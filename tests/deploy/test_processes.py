@@ -82,18 +82,21 @@ def test_web_workers_and_beat_start_report_ready_and_stop(tmp_path):
         assert status == 200 and b'galaxy_celery_workers_alive{queue="gpu"} 1.0' in metrics
         assert b"django_http_requests_total_by_view_transport_method_total" in metrics
     finally:
+        # SIGTERM to the main process only, as `docker stop`, Kubernetes and systemd's
+        # KillMode=mixed do (a pool child that gets it too would die mid-task).
         for process in processes.values():
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            process.terminate()
         exit_codes = {}
         for name, process in processes.items():
             try:
                 exit_codes[name] = process.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                exit_codes[name] = "hung"
+            try:
                 os.killpg(process.pid, signal.SIGKILL)
-                exit_codes[name] = process.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=10)
     assert exit_codes == dict.fromkeys(commands, 0), f"{exit_codes}\n{logs(tmp_path)}"
     with sqlite3.connect(tmp_path / "var" / "db.sqlite3") as db:
         assert db.execute("SELECT name FROM monitoring_workerheartbeat").fetchall() == []
