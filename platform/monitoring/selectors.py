@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import default_storage, storages
 from django.db import connection
 from django.utils import timezone
 
@@ -91,7 +91,7 @@ def check_storage() -> dict:
     """Write and delete a small file through the storage API: what workers and uploads need."""
     name = default_storage.save(f"monitoring/readyz-{uuid.uuid4().hex}.txt", ContentFile(b"ok"))
     default_storage.delete(name)
-    return {"backend": type(default_storage._wrapped).__name__}
+    return {"backend": type(storages["default"]).__name__}
 
 
 def live_workers(*, now: dt.datetime | None = None) -> list[WorkerHeartbeat]:
