@@ -21,6 +21,9 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-demo-key-change-me-in-production-0123456789")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    # nginx / the ingress terminates TLS: trust its X-Forwarded-Proto (deploy/).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"])
 
 INSTALLED_APPS = [
@@ -44,11 +47,15 @@ INSTALLED_APPS = [
     "classifications",
     "retraining",
     "demo",
+    # Operations: health, metrics, worker heartbeats (reads the apps above; nothing imports it)
+    "django_prometheus",
+    "monitoring",
     # Volunteer web UI (frontend/)
     "frontend",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -58,6 +65,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -205,6 +213,12 @@ RETRAIN_PROGRESS_INTERVAL = env.float("RETRAIN_PROGRESS_INTERVAL", default=2.0)
 RETRAIN_HEARTBEAT_TIMEOUT = env.int("RETRAIN_HEARTBEAT_TIMEOUT", default=600)
 RETRAIN_SOFT_TIME_LIMIT = env.int("RETRAIN_SOFT_TIME_LIMIT", default=4 * 3600)
 RETRAIN_CHUNK_TIME_LIMIT = env.int("RETRAIN_CHUNK_TIME_LIMIT", default=1800)
+
+# Monitoring (docs/operations.md): Celery heartbeats, probe timeouts.
+MONITORING_HEARTBEAT_INTERVAL = env.float("MONITORING_HEARTBEAT_INTERVAL", default=30.0)
+MONITORING_HEARTBEAT_TIMEOUT = env.float("MONITORING_HEARTBEAT_TIMEOUT", default=120.0)
+MONITORING_BROKER_TIMEOUT = env.float("MONITORING_BROKER_TIMEOUT", default=2.0)
+MONITORING_CLASSIFICATION_LOOKBACK = env.int("MONITORING_CLASSIFICATION_LOOKBACK", default=86400)
 
 LOGGING = {
     "version": 1,
