@@ -140,12 +140,22 @@ class _TreeArrays:
         self.answer_question = np.asarray(schema.answer_question, dtype=np.intp)
         self.answer_index = np.arange(schema.n_answers)
         self.first = schema.question_slices[schema.first_index]
+        # Every path from the first question, as the answers taken and the question it reaches:
+        # reach = exp(log fractions @ answers_on_path) @ path_ends, two products instead of a
+        # loop over the tree (the tree is a DAG with at most a few hundred such paths).
         incoming: dict[int, list[tuple[int, int]]] = {}
         for dep in schema.dependencies:
             incoming.setdefault(dep.question, []).append((dep.parent, dep.answer_index))
-        self.reach_steps = tuple((qi, np.array([p for p, _ in incoming.get(qi, [])], dtype=np.intp),
-                                  np.array([a for _, a in incoming.get(qi, [])], dtype=np.intp))
-                                 for qi in schema.topological_indices if qi != schema.first_index)
+        paths: dict[int, list[tuple[int, ...]]] = {schema.first_index: [()]}
+        for qi in schema.topological_indices:
+            if qi != schema.first_index:
+                paths[qi] = [p + (a,) for parent, a in incoming.get(qi, []) for p in paths.get(parent, [])]
+        every = [(qi, p) for qi in range(schema.n_questions) for p in paths.get(qi, []) if p]
+        self.path_answers = np.zeros((schema.n_answers, len(every)))
+        self.path_ends = np.zeros((len(every), schema.n_questions))
+        for column, (qi, path) in enumerate(every):
+            self.path_answers[list(path), column] = 1.0
+            self.path_ends[column, qi] = 1.0
         self.column_position = {column: i for i, column in enumerate(schema.answer_columns)}
 
 
@@ -280,10 +290,9 @@ class RetirementRule:
         return np.where(total > 0, block / np.where(total > 0, total, 1.0), 1.0 / sizes)
 
     def _reach_tree(self, fractions: np.ndarray) -> np.ndarray:
-        reach = np.zeros((fractions.shape[0], self.schema.n_questions))
+        arrays = self._arrays
+        reach = np.exp(np.log(fractions) @ arrays.path_answers) @ arrays.path_ends
         reach[:, self.schema.first_index] = 1.0
-        for qi, parents, answers in self._arrays.reach_steps:
-            reach[:, qi] = (reach[:, parents] * fractions[:, answers]).sum(axis=1)
         return reach
 
     def change_probabilities(self, counts: np.ndarray, classifications: np.ndarray | None = None,
@@ -416,18 +425,13 @@ class RetirementRule:
         return Decision(True, n, remaining, "every question's majority is settled", per_question)
 
     def _explain(self, counts: np.ndarray, result: dict[str, np.ndarray]) -> dict[str, QuestionDecision]:
-        votes_q = np.add.reduceat(counts, self._arrays.starts)
-        per_question = {}
-        for qi, question in enumerate(self.tree.questions):
-            if not self._checked[qi]:
-                continue
-            leader = int(result["leader"][0, qi])
-            probability = float(result["probability"][0, qi])
-            threshold = float(self.thresholds[qi])
-            per_question[question.key] = QuestionDecision(
-                question=question.key, votes=int(votes_q[qi]),
-                leader=question.answers[leader].key if leader >= 0 else None,
-                reach=float(result["reach"][0, qi]), expected_remaining=float(result["expected_remaining"][0, qi]),
-                p_scored=float(result["p_scored"][0, qi]), p_change=float(result["p_change"][0, qi]),
-                probability=probability, threshold=threshold, decisive=probability <= threshold)
-        return per_question
+        votes_q = np.add.reduceat(counts, self._arrays.starts).astype(int).tolist()
+        leader, probability, reach, expected, p_scored, p_change = (
+            result[k][0].tolist() for k in ("leader", "probability", "reach", "expected_remaining", "p_scored", "p_change"))
+        thresholds, checked = self.thresholds.tolist(), self._checked.tolist()
+        return {question.key: QuestionDecision(
+                    question=question.key, votes=votes_q[qi],
+                    leader=question.answers[leader[qi]].key if leader[qi] >= 0 else None, reach=reach[qi],
+                    expected_remaining=expected[qi], p_scored=p_scored[qi], p_change=p_change[qi],
+                    probability=probability[qi], threshold=thresholds[qi], decisive=probability[qi] <= thresholds[qi])
+                for qi, question in enumerate(self.tree.questions) if checked[qi]}
