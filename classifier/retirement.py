@@ -61,7 +61,7 @@ TUNED_THRESHOLDS: dict[str, dict[str, float]] = {
                    "bulge-size": 0.00659, "how-rounded": 0.00543, "edge-on-bulge": 0.01181, "spiral-winding": 0.1,
                    "spiral-arm-count": 0.00543, "merging": 0.00447},
 }
-REACH_MODELS = ("observed", "tree")
+REACH_MODELS = ("observed", "observed-flat", "tree")
 _CACHE_SIZE = 64
 
 
@@ -202,7 +202,7 @@ class RetirementRule:
     ``min_scored_votes`` the number of votes below which a question's final majority is not
     considered meaningful; ``base_concentration`` the Dirichlet pseudo-votes per answer (one
     number, or a mapping by question and/or answer column, e.g. a population prior); ``reach`` how future volunteers reaching a question are
-    modelled (``"observed"`` or ``"tree"``); ``questions`` restricts the rule to some
+    modelled (``"observed"``, ``"observed-flat"`` or ``"tree"``); ``questions`` restricts the rule to some
     questions (e.g. only the first, for comparison). Use :meth:`cached` on hot paths.
     """
 
@@ -318,10 +318,11 @@ class RetirementRule:
         short = np.maximum(k - votes_q, 0.0)
         rem = np.broadcast_to(remaining[:, None], votes_q.shape)
         reach = np.clip(self._reach_tree(alpha / alpha_q[:, aq]), 0.0, 1.0)
-        if self.reach == "observed":
+        if self.reach != "tree":
             # Worth one volunteer, the tree's estimate keeps an unreached deep question
-            # below its parents; the question's own reach count soon dominates.
-            prior_reach = np.clip(reach, 1e-6, 1 - 1e-6)
+            # below its parents; the question's own reach count soon dominates. "observed-flat"
+            # (Beta(½, ½) instead) is kept as a measured lever: docs/retirement.md.
+            prior_reach = np.clip(reach, 1e-6, 1 - 1e-6) if self.reach == "observed" else np.full_like(reach, 0.5)
             reach_a = votes_q + prior_reach
             reach_b = np.maximum(classifications[:, None] - votes_q, 0.0) + 1 - prior_reach
             reach = reach_a / (reach_a + reach_b)

@@ -346,7 +346,8 @@ def population_prior(schema: Schema, counts: np.ndarray, iterations: int = 300) 
 
 # ---------------------------------------------------------------- main
 VARIANTS = {"tree reach": {"reach": "tree"}, "observed reach": {"reach": "observed"},
-            "observed reach, a0=1": {"reach": "observed", "base_concentration": 1.0}}
+            "observed reach, a0=1": {"reach": "observed", "base_concentration": 1.0},
+            "observed reach, flat reach prior": {"reach": "observed-flat"}}
 
 
 # What classifier.retirement ships as its defaults (TUNED_THRESHOLDS): within noise of the best
