@@ -75,6 +75,19 @@ def median_us(calls, repeats: int) -> dict[str, float]:
     return {name: float(np.median(t)) / 1000 for name, t in timings.items()}
 
 
+def implementations(base, tree, base_rule, rule, tally: dict[str, int], n: int) -> dict:
+    """The calls timed, each deciding ``tally`` after ``n`` classifications."""
+    return {
+        "base, rule built per call": lambda: base.RetirementRule(tree, max_votes=40).is_decisive(
+            tally, classifications=n).decisive,
+        "base, rule reused": lambda: base_rule.is_decisive(tally, classifications=n).decisive,
+        "now, rule built per call": lambda: RetirementRule(tree, max_votes=40).is_decisive(
+            tally, classifications=n).decisive,
+        "now, RetirementRule.cached": lambda: RetirementRule.cached(tree, max_votes=40).is_decisive(
+            tally, classifications=n).decisive,
+        "now, rule reused": lambda: rule.is_decisive(tally, classifications=n).decisive}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=bench.SHARED)
@@ -93,17 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         tree = votes.schema.tree
         tallies = realistic_tallies(votes, args.tallies, args.seed)
         base_rule, rule = base.RetirementRule(tree, max_votes=bench.COUNT_LIMIT), RetirementRule.cached(tree, max_votes=40)
-        per_tally = []
-        for tally, n in tallies:
-            per_tally.append(median_us({
-                "base, rule built per call": lambda: base.RetirementRule(tree, max_votes=40).is_decisive(
-                    tally, classifications=n).decisive,
-                "base, rule reused": lambda: base_rule.is_decisive(tally, classifications=n).decisive,
-                "now, rule built per call": lambda: RetirementRule(tree, max_votes=40).is_decisive(
-                    tally, classifications=n).decisive,
-                "now, RetirementRule.cached": lambda: RetirementRule.cached(tree, max_votes=40).is_decisive(
-                    tally, classifications=n).decisive,
-                "now, rule reused": lambda: rule.is_decisive(tally, classifications=n).decisive}, repeats=5))
+        per_tally = [median_us(implementations(base, tree, base_rule, rule, tally, n), repeats=5) for tally, n in tallies]
         old_tree_rule = RetirementRule(tree, max_votes=40, threshold=0.005, reach="tree")
         same = np.mean([base_rule.is_decisive(t, classifications=n).decisive
                         == old_tree_rule.is_decisive(t, classifications=n).decisive for t, n in tallies])

@@ -226,7 +226,7 @@ def leader_path(tree, counts):
 
 @settings(max_examples=60, deadline=None)
 @given(tallies(), st.integers(1, 6))
-def test_never_retires_before_min_votes(example, short_by):
+def test_never_retires_before_min_votes_on_any_tally(example, short_by):
     tree, counts, n, max_votes = example
     rule = RetirementRule.cached(tree, max_votes=max_votes, min_votes=n + short_by, threshold=0.5)
     decision = rule.is_decisive(counts, classifications=n)
