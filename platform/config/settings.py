@@ -5,9 +5,11 @@ filesystem broker (a real worker process, no server needed). Production and CI s
 ``DATABASE_URL=postgres://...`` and ``CELERY_BROKER_URL=redis://...``.
 """
 
+import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from config import REPO_ROOT
 
@@ -18,8 +20,26 @@ BASE_DIR = REPO_ROOT
 VAR_DIR = Path(env.str("VAR_DIR", default=str(REPO_ROOT / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env.str("SECRET_KEY", default="insecure-demo-key-change-me-in-production-0123456789")
+# Off unless asked for: the demo (`make demo`) sets DEBUG=1; anything facing the internet must not.
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _local_secret_key(path: Path) -> str:
+    """A random key kept in ``var/``, made on first use: the demo's sessions survive a restart
+    and no key is shared between checkouts (a public default would sign anyone's cookies)."""
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set and DEBUG is off: set SECRET_KEY to a long random string (e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`), or DEBUG=1 for a local demo.")
+    SECRET_KEY = _local_secret_key(VAR_DIR / "secret_key")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"])
 
@@ -37,6 +57,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "allauth",
     "allauth.account",
+    "csp",
     # Domain apps (platform/)
     "core",
     "workflows",
@@ -56,8 +77,44 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
+
+# HTTPS: on by default whenever DEBUG is off (HTTPS_ONLY=0 for plain-http test servers). Behind
+# a TLS-terminating proxy set BEHIND_TLS_PROXY=1, and only if the proxy overwrites
+# X-Forwarded-Proto: otherwise a client could claim https itself.
+HTTPS_ONLY = env.bool("HTTPS_ONLY", default=not DEBUG)
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS_ONLY)
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[])
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS_ONLY
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600 if HTTPS_ONLY else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Preloading puts the domain on the browsers' built-in list, a commitment only the domain's
+# owner can make: opt in with SECURE_HSTS_PRELOAD=1; until then the deploy check's reminder is off.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# Content-Security-Policy (django-csp): scripts, styles, images and requests from this origin
+# only, no inline code (the templates keep theirs in static files). The admin (Django's and
+# retraining's templates use inline styles and scripts) is staff-only and left out.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/admin/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 ROOT_URLCONF = "config.urls"
 

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from classifications import api as classification_api
 from galaxies import api as galaxy_api
@@ -29,7 +29,7 @@ api_patterns = [
     path("model-versions/<int:pk>/activate/", retraining_api.ModelVersionActivateApi.as_view(),
          name="model-version-activate"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="frontend/api_docs.html"), name="api-docs"),
 ]
 
 urlpatterns = [
