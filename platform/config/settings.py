@@ -242,6 +242,11 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Domain settings.
+# Import limits per file (galaxies.imaging.ReadLimits): catalogs and their images come from outside.
+IMPORT_MAX_FILE_BYTES = env.int("IMPORT_MAX_FILE_BYTES", default=64 * 2**20)
+IMPORT_MAX_DECOMPRESSED_BYTES = env.int("IMPORT_MAX_DECOMPRESSED_BYTES", default=256 * 2**20)
+IMPORT_MAX_PIXELS = env.int("IMPORT_MAX_PIXELS", default=25_000_000)  # a file's planes together; 5000²
+DISPLAY_IMAGE_MAX_PX = env.int("DISPLAY_IMAGE_MAX_PX", default=512)  # volunteers' images; FITS kept whole
 QUEUE_RANDOM_FRACTION = env.float("QUEUE_RANDOM_FRACTION", default=0.2)
 QUEUE_BATCH_SIZE = env.int("QUEUE_BATCH_SIZE", default=10)
 
