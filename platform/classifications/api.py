@@ -1,7 +1,8 @@
 """Volunteer-facing API: the queue, submitting classifications, history and favourites."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,6 +13,7 @@ from workflows.models import Workflow
 from workflows.selectors import workflow_settings
 
 from .errors import UnknownWorkflow
+from .models import Classification
 from .selectors import next_subjects, volunteer_history
 from .serializers import (
     ClassificationBatchInputSerializer,
@@ -57,11 +59,15 @@ def _query_limit(request: Request) -> int:
 
 
 class NextSubjectsApi(APIView):
+    throttle_scope = "next"
+
     @extend_schema(
         summary="Next galaxies for the current volunteer",
         parameters=[OpenApiParameter("limit", int, description=f"How many (1–{MAX_QUEUE_LIMIT}, default 10)"),
                     OpenApiParameter("exclude", str, description="Comma-separated galaxy ids already queued client-side")],
-        responses=QueueItemSerializer(many=True))
+        responses=inline_serializer("NextSubjects", {
+            "workflow": serializers.SlugField(), "workflow_version": serializers.IntegerField(),
+            "workflow_active": serializers.BooleanField(), "results": QueueItemSerializer(many=True)}))
     def get(self, request: Request, slug: str) -> Response:
         workflow = _workflow_or_404(slug)
         limit = _query_limit(request)
@@ -75,6 +81,8 @@ class NextSubjectsApi(APIView):
 
 
 class ClassificationCreateApi(APIView):
+    throttle_scope = "submit"
+
     @extend_schema(summary="Submit a classification (idempotent by idempotency_key)",
                    request=ClassificationInputSerializer,
                    responses={201: ClassificationOutputSerializer, 200: ClassificationOutputSerializer})
@@ -98,6 +106,8 @@ def _outcome_body(outcome: BatchOutcome) -> dict:
 
 
 class ClassificationBatchCreateApi(APIView):
+    throttle_scope = "submit"
+
     @extend_schema(
         summary="Submit several classifications at once (e.g. votes queued while offline)",
         description="Each item gets exactly the outcome a single submit would give it, in the order sent: "
@@ -129,6 +139,9 @@ class FavouriteApi(APIView):
     def put(self, request: Request, pk: int) -> Response:
         serializer = FavouriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        classification = set_favourite(classification_id=pk, volunteer=volunteer_from_request(request),
-                                       is_favourite=serializer.validated_data["is_favourite"])
+        try:
+            classification = set_favourite(classification_id=pk, volunteer=volunteer_from_request(request),
+                                           is_favourite=serializer.validated_data["is_favourite"])
+        except Classification.DoesNotExist:
+            raise NotFound("no such classification of yours") from None
         return Response(ClassificationOutputSerializer(classification).data)

@@ -6,6 +6,7 @@ filesystem broker (a real worker process, no server needed). Production and CI s
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -52,12 +53,14 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "allauth",
     "allauth.account",
     "csp",
+    "axes",
     # Domain apps (platform/)
     "core",
     "workflows",
@@ -71,6 +74,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.middleware.ApiGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -79,6 +83,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 # HTTPS: on by default whenever DEBUG is off (HTTPS_ONLY=0 for plain-http test servers). Behind
@@ -160,6 +165,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password hash
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -168,6 +174,23 @@ ACCOUNT_LOGIN_METHODS = {"email", "username"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="none")
 LOGIN_REDIRECT_URL = "/"
+# Sign-in and sign-up rates (allauth, on the shared cache): per address, and per account for failures.
+ACCOUNT_RATE_LIMITS = {
+    "login": env.str("RATE_LIMIT_LOGIN", default="30/m/ip"),
+    "login_failed": env.str("RATE_LIMIT_LOGIN_FAILED", default="10/m/ip,5/5m/key"),
+    "signup": env.str("RATE_LIMIT_SIGNUP", default="20/m/ip"),
+}
+# Lockout after failed sign-ins (django-axes), for the admin's and allauth's login alike: after
+# AXES_FAILURE_LIMIT failures from one address for one account, that pair waits AXES_COOLOFF_TIME.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Attempts are kept in the database (axes' default handler): shared by every process, and its
+# cache handler would refuse the file cache of the embedded default.
+AXES_USERNAME_FORM_FIELD = "login"  # allauth's field; the admin's `username` is read by AXES_USERNAME_CALLABLE
+AXES_USERNAME_CALLABLE = "core.auth.login_name"
+AXES_IPWARE_PROXY_COUNT = env.int("NUM_PROXIES", default=0) or None
+AXES_RESET_ON_SUCCESS = True
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
 LANGUAGE_CODE = "en-gb"
@@ -187,15 +210,31 @@ STORAGES = {
 }
 
 REST_FRAMEWORK = {
+    # No Basic auth: every request carrying it cost a password hash (PBKDF2, ~0.2 s of CPU),
+    # a lever for anyone. Browsers use the session; scripts a token (`manage.py drf_create_token`).
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # JSON only: a browser cannot send it cross-site without a CORS preflight, which this site
+    # never grants (a form post from another origin was stored as a vote).
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.SafeJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    # Views opt in with `throttle_scope`; rates per volunteer, and per address (`<scope>_ip`).
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.ScopedThrottle", "core.throttles.ScopedIpThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "submit": env.str("THROTTLE_SUBMIT", default="60/min"),
+        "submit_ip": env.str("THROTTLE_SUBMIT_IP", default="600/min"),
+        "next": env.str("THROTTLE_NEXT", default="120/min"),
+        "next_ip": env.str("THROTTLE_NEXT_IP", default="1200/min"),
+    },
+    # The client address is REMOTE_ADDR unless NUM_PROXIES trusted proxies append X-Forwarded-For
+    # (DRF's default, None, would take the whole header, which a client can forge per request).
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Galaxy Zoo active-learning platform API",
@@ -206,10 +245,25 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.add_error_responses"],
 }
 
 # Celery: the filesystem transport needs no server (demo); Redis in production and CI.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+
+# The cache holds the request rates and login lockouts, so it must be shared by every process
+# (not LocMem): CACHE_URL (redis://... or filecache:<folder>, relative to VAR_DIR), else the
+# broker's Redis, else files under var/.
+CACHE_URL = env.str("CACHE_URL", default="") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "filecache:cache")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "OPTIONS": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}}}
+elif CACHE_URL.startswith("filecache:"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / CACHE_URL.removeprefix("filecache:"))}}
+else:
+    raise ImproperlyConfigured(f"CACHE_URL must be redis://..., rediss://... or filecache:<folder>, got {CACHE_URL!r}")
 BROKER_DIR = VAR_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for _sub in ("queue", "processed", "control"):

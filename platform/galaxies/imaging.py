@@ -133,7 +133,10 @@ def read_raster(path: Path, *, limits: ReadLimits) -> tuple[bytes, str, tuple[in
     """
     data = read_regular_file(path, limits=limits)
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():  # Pillow's bomb warning: the pixel check below words it per row
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
             image_format = image.format
             if image_format not in RASTER_FORMATS:
                 raise ImageReadError(f"{path.name} is {image_format}, expected JPEG or PNG (or FITS)")

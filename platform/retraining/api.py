@@ -1,14 +1,14 @@
-"""Admin-only API: start, poll and cancel training runs; list, activate and roll back model versions."""
+"""Retraining API, by model permission (not is_staff): start, poll and cancel training runs; list, activate and roll back model versions."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.permissions import ModelPermissionRequired
 from workflows.models import Workflow
 
 from .models import ModelVersion, TrainingRun
@@ -18,7 +18,8 @@ from .services import activate_model_version, cancel_training_run, start_trainin
 
 
 class TrainingRunListCreateApi(ListAPIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissionRequired]
+    required_permissions = {"GET": ["retraining.view_trainingrun"], "POST": ["retraining.add_trainingrun"]}
     serializer_class = TrainingRunSerializer
 
     def get_queryset(self):
@@ -37,7 +38,8 @@ class TrainingRunListCreateApi(ListAPIView):
 
 
 class TrainingRunDetailApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissionRequired]
+    required_permissions = {"GET": ["retraining.view_trainingrun"]}
 
     @extend_schema(summary="Poll a training run (admin)", responses=TrainingRunSerializer)
     def get(self, request: Request, pk: int) -> Response:
@@ -45,7 +47,8 @@ class TrainingRunDetailApi(APIView):
 
 
 class TrainingRunCancelApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissionRequired]
+    required_permissions = {"POST": ["retraining.change_trainingrun"]}
 
     @extend_schema(summary="Cancel a queued or running training run (admin)", request=None,
                    responses=TrainingRunSerializer)
@@ -55,7 +58,8 @@ class TrainingRunCancelApi(APIView):
 
 
 class ModelVersionListApi(ListAPIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissionRequired]
+    required_permissions = {"GET": ["retraining.view_modelversion"]}
     serializer_class = ModelVersionSerializer
 
     def get_queryset(self):
@@ -63,7 +67,8 @@ class ModelVersionListApi(ListAPIView):
 
 
 class ModelVersionActivateApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissionRequired]
+    required_permissions = {"POST": ["retraining.change_modelversion"]}
 
     @extend_schema(summary="Activate (or roll back to) a model version; its scores become the queue "
                            "priorities (admin)", request=None, responses=ModelVersionSerializer)
