@@ -38,8 +38,22 @@ def load_schema():
 schema = load_schema()  # the schema view reads no database, so it can load at collection
 
 
+@pytest.fixture
+def _keep_test_connection():
+    """The app is called directly, not through Django's test client, which is what normally stops
+    each request's end from closing the test's (transactional) database connection."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
 @pytest.fixture(params=["anonymous", "volunteer", "admin"])
-def auth_headers(request, db) -> dict[str, str]:
+def auth_headers(request, db, _keep_test_connection) -> dict[str, str]:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
