@@ -9,9 +9,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from classifications.services import Volunteer, submit_classification
+from classifications.services import Submission, Volunteer, submit_classification
 from tests.platform.factories import GalaxyFactory, decals_smooth_path
-from workflows.models import Workflow
+from workflows.shipped import DECALS_DR5
 
 EXAMPLES_PER_OPERATION = 8
 # A schema cannot say that annotations must follow the workflow's decision tree, or that a
@@ -64,9 +64,9 @@ def auth_headers(request, db, _keep_test_connection) -> dict[str, str]:
     admin = users.objects.create_superuser("fuzz-admin", "a@example.invalid", None)
     galaxies = [GalaxyFactory() for _ in range(3)]
     ensure_subject_statuses()
-    workflow = Workflow.objects.get(slug="gz-decals-dr5")
-    submit_classification(workflow=workflow, galaxy_id_str=galaxies[0].id_str, volunteer=Volunteer.for_user(volunteer.pk),
-                          annotations=decals_smooth_path(), idempotency_key=uuid.uuid4().hex)
+    submit_classification(submission=Submission(workflow_slug=DECALS_DR5, galaxy_id_str=galaxies[0].id_str,
+                                                annotations=decals_smooth_path(), idempotency_key=uuid.uuid4().hex),
+                          volunteer=Volunteer.for_user(volunteer.pk))
     user = {"anonymous": None, "volunteer": volunteer, "admin": admin}[request.param]
     return {"Authorization": f"Token {Token.objects.create(user=user).key}"} if user else {}
 
