@@ -42,6 +42,9 @@ if not SECRET_KEY:
             "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`), or DEBUG=1 for a local demo.")
     SECRET_KEY = _local_secret_key(VAR_DIR / "secret_key")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    # nginx / the ingress terminates TLS: trust its X-Forwarded-Proto (deploy/).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"])
 
 INSTALLED_APPS = [
@@ -68,11 +71,15 @@ INSTALLED_APPS = [
     "classifications",
     "retraining",
     "demo",
+    # Operations: health, metrics, worker heartbeats (reads the apps above; nothing imports it)
+    "django_prometheus",
+    "monitoring",
     # Volunteer web UI (frontend/)
     "frontend",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.ApiGuardMiddleware",
@@ -85,6 +92,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 # HTTPS: on by default whenever DEBUG is off (HTTPS_ONLY=0 for plain-http test servers). Behind
@@ -94,7 +102,8 @@ HTTPS_ONLY = env.bool("HTTPS_ONLY", default=not DEBUG)
 if env.bool("BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS_ONLY)
-SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[])
+# Probes and the metrics scraper call the pods over plain http, inside the cluster.
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[r"^healthz$", r"^readyz$", r"^metrics$"])
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS_ONLY
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600 if HTTPS_ONLY else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
@@ -321,6 +330,12 @@ RETRAIN_PROGRESS_INTERVAL = env.float("RETRAIN_PROGRESS_INTERVAL", default=2.0)
 RETRAIN_HEARTBEAT_TIMEOUT = env.int("RETRAIN_HEARTBEAT_TIMEOUT", default=600)
 RETRAIN_SOFT_TIME_LIMIT = env.int("RETRAIN_SOFT_TIME_LIMIT", default=4 * 3600)
 RETRAIN_CHUNK_TIME_LIMIT = env.int("RETRAIN_CHUNK_TIME_LIMIT", default=1800)
+
+# Monitoring (docs/operations.md): Celery heartbeats, probe timeouts.
+MONITORING_HEARTBEAT_INTERVAL = env.float("MONITORING_HEARTBEAT_INTERVAL", default=30.0)
+MONITORING_HEARTBEAT_TIMEOUT = env.float("MONITORING_HEARTBEAT_TIMEOUT", default=120.0)
+MONITORING_BROKER_TIMEOUT = env.float("MONITORING_BROKER_TIMEOUT", default=2.0)
+MONITORING_CLASSIFICATION_LOOKBACK = env.int("MONITORING_CLASSIFICATION_LOOKBACK", default=86400)
 
 LOGGING = {
     "version": 1,

@@ -50,6 +50,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/", include(api_patterns)),
+    path("", include("monitoring.urls")),
     path("", include("frontend.urls")),
 ]
 if settings.DEBUG:
