@@ -205,7 +205,7 @@ def prediction_chunks(*, workflow_id: int, size: int) -> list[list[int]]:
 
 
 def _store_checkpoint(run: TrainingRun, checkpoint: Path) -> tuple[str, str]:
-    """Save the checkpoint under MEDIA_ROOT/models/, named by its sha256; returns (name, sha256)."""
+    """Save the checkpoint in the storage under models/, named by its sha256; returns (name, sha256)."""
     digest = sha256_of(checkpoint)
     with open(checkpoint, "rb") as handle:
         return default_storage.save(f"models/{run.workflow.slug}/run{run.pk}-{digest[:16]}.pt", File(handle)), digest
