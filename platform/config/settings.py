@@ -133,20 +133,28 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
-# Media (galaxy images, FITS sources), checkpoints, training-set snapshots and exports go
+# Media (galaxy images, FITS sources), checkpoints and training-set snapshots go
 # through the storage API only: local files by default, an S3-compatible bucket (AWS, MinIO,
 # Ceph, moto) with STORAGE_BACKEND=s3, so web and worker nodes need not share a disk.
 STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="filesystem")
+
+
+def _unset_if_empty(name: str) -> str | None:
+    """An empty value (as in deploy/env.example) leaves the choice to boto3: its credential
+    chain (instance roles, IRSA), AWS's own endpoint, its default region."""
+    return env.str(name, default="") or None
+
+
 if STORAGE_BACKEND == "s3":
     _DEFAULT_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
         "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
-        "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
-        "region_name": env.str("AWS_S3_REGION_NAME", default=None),
-        "access_key": env.str("AWS_ACCESS_KEY_ID", default=None),
-        "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default=None),
+        "endpoint_url": _unset_if_empty("AWS_S3_ENDPOINT_URL"),
+        "region_name": _unset_if_empty("AWS_S3_REGION_NAME"),
+        "access_key": _unset_if_empty("AWS_ACCESS_KEY_ID"),
+        "secret_key": _unset_if_empty("AWS_SECRET_ACCESS_KEY"),
         "location": env.str("AWS_LOCATION", default=""),
-        "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default=None),
-        "custom_domain": env.str("AWS_S3_CUSTOM_DOMAIN", default=None),
+        "addressing_style": _unset_if_empty("AWS_S3_ADDRESSING_STYLE"),
+        "custom_domain": _unset_if_empty("AWS_S3_CUSTOM_DOMAIN"),
         "querystring_auth": env.bool("AWS_QUERYSTRING_AUTH", default=True),
         "querystring_expire": env.int("AWS_QUERYSTRING_EXPIRE", default=3600),
         # Never overwrite: a replaced image gets a new name, so per-node caches keyed by

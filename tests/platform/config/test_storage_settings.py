@@ -22,6 +22,11 @@ def test_s3_backend_from_the_environment(tmp_path):
                             AWS_S3_ENDPOINT_URL="http://minio:9000", VAR_DIR=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["S3Storage", "galaxy-media", "http://minio:9000", "False"]
+    # deploy/env.example's empty values leave the endpoint (and credentials) to boto3's defaults.
+    aws = settings_probe(STORAGE_BACKEND="s3", AWS_STORAGE_BUCKET_NAME="galaxy-media", AWS_S3_ENDPOINT_URL="",
+                         AWS_ACCESS_KEY_ID="", VAR_DIR=str(tmp_path))
+    assert aws.returncode == 0, aws.stderr
+    assert aws.stdout.split() == ["S3Storage", "galaxy-media", "None", "False"]
 
 
 def test_local_files_by_default_and_unknown_backends_refused(tmp_path):
