@@ -161,6 +161,34 @@ def _holdout_metrics(checkpoint: Path, holdout: pd.DataFrame, tree, device: str)
                     upper=predictions.upper)
 
 
+def _resume_state_name(run_id: int) -> str:
+    return f"models/runs/{run_id}/last.pt"
+
+
+def _push_resume_state(run_id: int, work: Path) -> None:
+    """After each epoch, training's own resume file goes to the storage, so a worker on
+    another node that takes the run over continues from this epoch (delete, then save: the
+    storage never overwrites; a crash in between only means starting the epochs again)."""
+    from classifier.training import LAST_CHECKPOINT
+
+    name = _resume_state_name(run_id)
+    default_storage.delete(name)
+    with open(work / LAST_CHECKPOINT, "rb") as handle:
+        default_storage.save(name, File(handle))
+
+
+def _fetch_resume_state(run_id: int, work: Path) -> None:
+    from classifier.training import LAST_CHECKPOINT
+
+    target, name = work / LAST_CHECKPOINT, _resume_state_name(run_id)
+    if target.is_file() or not default_storage.exists(name):
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".download")
+    partial.write_bytes(read_bytes(name))
+    partial.replace(target)
+
+
 def _snapshot_images(frame: pd.DataFrame) -> list:
     images = _read_images(list(frame["file_loc"]))
     if missing := [name for name, image in zip(frame["file_loc"], images, strict=True) if image is None]:
@@ -183,11 +211,19 @@ def _train_and_evaluate(claim: runs.Claim) -> tuple[Path, dict[str, Any], dict[s
     reporter = ProgressReporter(run_id=run.pk, attempt=run.attempt, history=run.history if claim.resumed else [],
                                 interval=settings.RETRAIN_PROGRESS_INTERVAL)
     init = run.init_model_version
+    work = run_directory(run.pk) / "work"
+    if claim.resumed:
+        _fetch_resume_state(run.pk, work)
+
+    def progress(event: dict[str, Any]) -> None:
+        reporter(event)
+        if event.get("stage") == "epoch_end" and not reporter.lost:
+            _push_resume_state(run.pk, work)
+
     training_set = frame[frame[SPLIT_COLUMN] == TRAIN].drop(columns=[SPLIT_COLUMN])
     catalog = encoded_catalog(training_set, _snapshot_images(training_set), Schema.from_tree(workflow.decision_tree))
     result = train(catalog, images_dir=None,
-                   tree=workflow.decision_tree, out_dir=run_directory(run.pk) / "work", config=config,
-                   progress=reporter,
+                   tree=workflow.decision_tree, out_dir=work, config=config, progress=progress,
                    init_checkpoint=local_copy(init.checkpoint.name, sha256=init.checkpoint_sha256) if init else None,
                    resume=claim.resumed, should_stop=reporter.should_stop)
     if reporter.lost:
@@ -235,6 +271,7 @@ def train_run(*, run_id: int) -> list[int] | None:
             default_storage.delete(stored_name)
             raise
         shutil.rmtree(run_directory(run_id) / "work", ignore_errors=True)
+        default_storage.delete(_resume_state_name(run_id))
     except (runs.RunLost, TrainingCancelled) as exc:
         logger.info("training run %s stopped: %s", run_id, exc)
         return None
