@@ -17,9 +17,11 @@ from pathlib import Path
 
 import boto3
 import pytest
+import requests
 from django.conf import settings
 from django.core.files.storage import default_storage
 from PIL import Image
+from rest_framework.test import APIClient
 
 from classifications.services import Submission, ensure_subject_statuses, submit_classification
 from classifications.volunteers import Volunteer
@@ -189,6 +191,10 @@ def test_run_trains_on_one_node_predicts_on_both_and_checkpoint_reads_back_every
         checkpoint = load_checkpoint(local_copy(version.checkpoint.name, sha256=version.checkpoint_sha256))
         assert list(checkpoint.schema.answer_columns) == list(version.answer_columns)
         assert default_storage.exists(record.snapshot_file)
+        # Browsers get the images from the bucket (signed URLs), not from a web node's disk.
+        image_url = APIClient().get("/api/galaxies/mn-000/").json()["image_url"]
+        assert image_url.startswith(f"{web_on_s3}/{BUCKET}/galaxies/mn-000") and "Signature=" in image_url
+        assert requests.get(image_url, timeout=10).content == galaxy_png(True, 0)
     finally:
         for process in workers:
             kill(process)
