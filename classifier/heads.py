@@ -6,8 +6,10 @@ the same Dirichlet–Multinomial loss on vote counts. Its epistemic posterior co
 
 * ``ensemble`` — a deep ensemble of small MLPs (Lakshminarayanan et al. 2017), each from its
   own initialisation and its own Bayesian-bootstrap weights on the labelled galaxies
-  (Rubin 1981): members agree where the labels pin them down and drift apart elsewhere. All
-  members train at once as batched matrix products, so 8 members cost about one.
+  (Rubin 1981): members agree where the labels pin them down and drift apart elsewhere.
+  Dropout regularises training only (without it the members over-fit 100 labels: loss 42.1
+  vs 39-40 on E); prediction is deterministic per member. All members train at once as
+  batched matrix products.
 * ``mc_dropout`` — one MLP with dropout kept on at prediction, ``mc_passes`` passes (Gal &
   Ghahramani 2016), dropout before *both* layers.
 
@@ -55,6 +57,8 @@ class HeadConfig:
     dropout: float = 0.2
     mc_passes: int = 32
     steps: int = 200
+    steps_per_label: float = 0.0
+    max_steps: int | None = None
     batch_size: int = 256
     lr: float = 3e-3
     weight_decay: float = 1e-3
@@ -69,6 +73,12 @@ class HeadConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def steps_for(self, n_labelled: int) -> int:
+        """``steps``, or ``steps_per_label`` × labels when that is more, capped at ``max_steps``:
+        a few labels over-fit with many steps, thousands under-fit with few (tuned on E)."""
+        steps = max(self.steps, round(self.steps_per_label * n_labelled))
+        return steps if self.max_steps is None else min(steps, self.max_steps)
 
     @property
     def n_samples(self) -> int:
@@ -168,8 +178,7 @@ def _train_head(embeddings: np.ndarray, counts: np.ndarray, schema: Schema, conf
     x = (x - mean) / scale
     y = torch.from_numpy(counts)
     members = config.members if config.kind == "ensemble" else 1
-    dropout = 0.0 if config.kind == "ensemble" else config.dropout
-    network = BatchedDirichletMLP(members, x.shape[1], config.hidden, schema.n_answers, dropout)
+    network = BatchedDirichletMLP(members, x.shape[1], config.hidden, schema.n_answers, config.dropout)
     if config.kind == "ensemble" and config.bootstrap and members > 1:
         weights = -torch.log(torch.rand(members, len(x), generator=generator))  # Exp(1): Bayesian bootstrap
         weights = weights / weights.mean(1, keepdim=True)
@@ -179,7 +188,7 @@ def _train_head(embeddings: np.ndarray, counts: np.ndarray, schema: Schema, conf
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     batch = min(len(x), config.batch_size)
     network.train()
-    for _ in range(config.steps):
+    for _ in range(config.steps_for(len(x))):
         rows = torch.randperm(len(x), generator=generator)[:batch] if batch < len(x) else slice(None)
         log_lik = _training_log_likelihood(y[rows], network(x[rows]), onehot)  # (M, B)
         loss = -(log_lik * weights[:, rows]).mean()
