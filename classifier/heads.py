@@ -59,6 +59,7 @@ class HeadConfig:
     steps: int = 200
     steps_per_label: float = 0.0
     max_steps: int | None = None
+    warm_steps: int = 50
     batch_size: int = 256
     lr: float = 3e-3
     weight_decay: float = 1e-3
@@ -152,16 +153,19 @@ def _training_log_likelihood(counts: torch.Tensor, concentrations: torch.Tensor,
 
 
 def train_head(embeddings: np.ndarray, counts: np.ndarray, schema: Schema,
-               config: HeadConfig | None = None) -> BayesianHead:
+               config: HeadConfig | None = None, *, init: BayesianHead | None = None) -> BayesianHead:
     """Fit a Bayesian Dirichlet head on ``(N, D)`` embeddings and ``(N, A)`` vote counts.
 
-    ``config.steps`` Adam steps on minibatches of at most ``config.batch_size`` galaxies, so
-    the cost per refresh is bounded whatever the number of labels."""
+    ``config.steps_for(N)`` Adam steps on minibatches of at most ``config.batch_size``
+    galaxies, so the cost per refresh is bounded whatever the number of labels. With ``init``
+    (the previous refresh's head, same config) training continues from its weights and
+    standardisation for ``config.warm_steps`` steps: the live queue's cheap refresh."""
     with _one_thread():
-        return _train_head(embeddings, counts, schema, config or HeadConfig())
+        return _train_head(embeddings, counts, schema, config or HeadConfig(), init)
 
 
-def _train_head(embeddings: np.ndarray, counts: np.ndarray, schema: Schema, config: HeadConfig) -> BayesianHead:
+def _train_head(embeddings: np.ndarray, counts: np.ndarray, schema: Schema, config: HeadConfig,
+                init: BayesianHead | None) -> BayesianHead:
     embeddings = np.asarray(embeddings, dtype=np.float32)
     counts = np.asarray(counts, dtype=np.float32)
     if embeddings.ndim != 2 or counts.shape != (len(embeddings), schema.n_answers):
@@ -173,12 +177,19 @@ def _train_head(embeddings: np.ndarray, counts: np.ndarray, schema: Schema, conf
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     x = torch.from_numpy(embeddings)
-    mean = x.mean(0)
-    scale = x.std(0, unbiased=False).clamp_min(1e-6) if len(x) > 1 else torch.ones(x.shape[1])
-    x = (x - mean) / scale
-    y = torch.from_numpy(counts)
     members = config.members if config.kind == "ensemble" else 1
     network = BatchedDirichletMLP(members, x.shape[1], config.hidden, schema.n_answers, config.dropout)
+    if init is not None:
+        if (init.config.kind, init.config.hidden, init.config.n_samples if init.config.kind == "ensemble" else 1,
+                init.mean.shape[0]) != (config.kind, config.hidden, members, x.shape[1]):
+            raise ValueError("init head has another kind, size or embedding dimension than this config")
+        network.load_state_dict(init.network.state_dict())
+        mean, scale = init.mean, init.scale
+    else:
+        mean = x.mean(0)
+        scale = x.std(0, unbiased=False).clamp_min(1e-6) if len(x) > 1 else torch.ones(x.shape[1])
+    x = (x - mean) / scale
+    y = torch.from_numpy(counts)
     if config.kind == "ensemble" and config.bootstrap and members > 1:
         weights = -torch.log(torch.rand(members, len(x), generator=generator))  # Exp(1): Bayesian bootstrap
         weights = weights / weights.mean(1, keepdim=True)
@@ -188,7 +199,7 @@ def _train_head(embeddings: np.ndarray, counts: np.ndarray, schema: Schema, conf
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     batch = min(len(x), config.batch_size)
     network.train()
-    for _ in range(config.steps_for(len(x))):
+    for _ in range(config.warm_steps if init is not None else config.steps_for(len(x))):
         rows = torch.randperm(len(x), generator=generator)[:batch] if batch < len(x) else slice(None)
         log_lik = _training_log_likelihood(y[rows], network(x[rows]), onehot)  # (M, B)
         loss = -(log_lik * weights[:, rows]).mean()

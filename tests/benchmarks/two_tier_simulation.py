@@ -280,7 +280,7 @@ def plot_area(summary: dict, path: Path) -> None:
                     fmt="o", color=COLOURS.get(e["strategy"]), capsize=3)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(entries)), [f"{e['encoder']}/{e['head']}/{e['strategy']}" for e in entries], fontsize=8)
-    ax.set_xlabel("area between curves: mean over labels of (random − strategy) loss; > 0 = better than random")
+    ax.set_xlabel("area between curves: mean over labels of (random − strategy) loss\n> 0: better than random; bars: 95% interval over seeds (none with 1 seed)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -401,7 +401,7 @@ def main() -> int:
         args.plots.mkdir(parents=True, exist_ok=True)
         title = (f"GZ2 two-tier simulation: start {config['start']}, batch {config['batch']} "
                  f"({config.get('large_batch', config['batch'])} from {config.get('large_batch_from', '-')}), "
-                 f"seeds {config['seeds']}, mean and 95% interval")
+                 f"seeds {sorted({c['seed'] for c in curves})} (count per curve in the table), mean and 95% interval")
         plot_curves(summary["loss"], args.plots / f"{args.plot_prefix}_loss.png", title, "evaluation loss (−log p of votes)")
         plot_area(summary["loss"], args.plots / f"{args.plot_prefix}_area.png")
     print(f"wrote {args.json}")

@@ -96,3 +96,16 @@ def test_bad_inputs_are_rejected(schema):
         train_head(x[:0], counts[:0], schema)
     with pytest.raises(ValueError, match="kind"):
         HeadConfig(kind="laplace")
+
+
+def test_warm_start_continues_from_the_previous_head(schema):
+    x, counts, _ = synthetic(300, seed=7)
+    x_test, counts_test, _ = synthetic(200, seed=8)
+    first = train_head(x[:100], counts[:100], schema, HeadConfig(**FAST))
+    warm = train_head(x, counts, schema, HeadConfig(**{**FAST, "warm_steps": 0}), init=first)
+    np.testing.assert_allclose(warm.sample_concentrations(x_test), first.sample_concentrations(x_test))
+    refreshed = train_head(x, counts, schema, HeadConfig(**{**FAST, "warm_steps": 50}), init=first)
+    assert mixture_nll(refreshed.sample_concentrations(x_test), counts_test, schema).mean() <= \
+        mixture_nll(first.sample_concentrations(x_test), counts_test, schema).mean() + 0.5
+    with pytest.raises(ValueError, match="init head"):
+        train_head(x, counts, schema, HeadConfig(**{**FAST, "hidden": 16}), init=first)
