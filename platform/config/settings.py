@@ -199,7 +199,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # cache handler would refuse the file cache of the embedded default.
 AXES_USERNAME_FORM_FIELD = "login"  # allauth's field; the admin's `username` is read by AXES_USERNAME_CALLABLE
 AXES_USERNAME_CALLABLE = "core.auth.login_name"
-AXES_IPWARE_PROXY_COUNT = env.int("NUM_PROXIES", default=0) or None
+AXES_CLIENT_IP_CALLABLE = "core.auth.client_address"  # the throttles' rule (NUM_PROXIES), not its own
+# allauth's sign-in/sign-up rates see the same client address.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("NUM_PROXIES", default=0)
 AXES_RESET_ON_SUCCESS = True
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
