@@ -28,6 +28,7 @@ api_patterns = [
     path("training-runs/<int:pk>/cancel/", retraining_api.TrainingRunCancelApi.as_view(), name="training-run-cancel"),
     path("model-versions/<int:pk>/activate/", retraining_api.ModelVersionActivateApi.as_view(),
          name="model-version-activate"),
+    path("review/", include("review.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
@@ -36,6 +37,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/", include(api_patterns)),
+    path("workbench/", include("frontend.workbench_urls")),
     path("", include("frontend.urls")),
 ]
 if settings.DEBUG:

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import workbench
+
+urlpatterns = [
+    path("", workbench.home, name="workbench"),
+    path("<slug:slug>/", workbench.queue, name="workbench-queue"),
+    path("<slug:slug>/galaxies/<str:id_str>/", workbench.dossier, name="workbench-dossier"),
+    path("<slug:slug>/galaxies/<str:id_str>/posterior.svg", workbench.posterior_chart, name="workbench-posterior"),
+]
