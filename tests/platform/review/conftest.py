@@ -7,11 +7,10 @@ import uuid
 import pytest
 from django.contrib.auth import get_user_model
 
-from classifications.models import SubjectStatus
 from classifications.services import Volunteer, ensure_subject_statuses, submit_classification
 from retraining.models import ModelVersion, Prediction
 from review.access import grant_scientist
-from tests.platform.factories import GalaxyFactory, decals_smooth_path
+from tests.platform.factories import GalaxyFactory
 from workflows.models import Workflow
 
 WORKFLOW = "gz-decals-dr5"
@@ -25,9 +24,10 @@ def workflow(db) -> Workflow:
 
 def predict(version: ModelVersion, galaxy, *, fractions: list[float], width: float = 0.2,
             acquisition: float = 0.1, entropy: float = 1.0) -> Prediction:
+    """Intervals exactly ``width`` wide (not clipped to [0, 1]: the widths under test stay exact)."""
     return Prediction.objects.create(
         model_version=version, galaxy=galaxy, fractions=fractions,
-        lower=[max(0.0, f - width / 2) for f in fractions], upper=[min(1.0, f + width / 2) for f in fractions],
+        lower=[f - width / 2 for f in fractions], upper=[f + width / 2 for f in fractions],
         acquisition=acquisition, entropy=entropy)
 
 
@@ -79,5 +79,3 @@ def users(db):
     admin = model.objects.create_superuser("boss", "boss@example.org", "pw-12345678")
     return {"anonymous": None, "volunteer": volunteer, "scientist": scientist, "admin": admin}
 
-
-__all__ = ["SubjectStatus", "decals_smooth_path", "predict", "make_version", "uniform_fractions", "vote"]
