@@ -24,6 +24,7 @@ from .errors import InvalidQuery, NoActiveModel
 from .models import ExpertClassification, Flag, RetirementOverride, ReviewScore
 
 SORTS = ("bald", "entropy", "disagreement", "width", "votes", "retired")
+INDEXED_SORTS = ("bald", "entropy", "disagreement")
 FLAG_FILTERS = ("any", "none", *Flag.Kind.values)
 EXPERT_FILTERS = ("labelled", "unlabelled")
 
@@ -111,9 +112,17 @@ def review_queue(*, workflow: Workflow, query: QueueQuery) -> QueuePage:
     if query.sort == "width":
         i = column_index[query.answer]
         scores = scores.annotate(width=F(f"hi{i}") - F(f"lo{i}"))
+    if query.sort == "disagreement":
+        # Only galaxies with enough votes have a score; the partial index holds exactly those.
+        scores = scores.filter(disagreement__isnull=False)
     key = {"bald": F("acquisition"), "entropy": F("entropy"), "disagreement": F("disagreement"),
            "width": F("width"), "votes": F("votes"), "retired": F("retired_at")}[query.sort]
-    order = key.desc(nulls_last=True) if query.descending else key.asc(nulls_last=True)
+    if query.sort in INDEXED_SORTS:
+        # Plain ASC/DESC (the columns are never NULL here), so PostgreSQL walks the sort's own
+        # index and stops after a page; NULLS LAST would not match the index and sort everything.
+        order = key.desc() if query.descending else key.asc()
+    else:
+        order = key.desc(nulls_last=True) if query.descending else key.asc(nulls_last=True)
     scores = scores.order_by(order, "galaxy_id").select_related("galaxy")
     offset = (query.page - 1) * query.page_size
     rows = list(scores[offset:offset + query.page_size + 1])
