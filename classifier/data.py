@@ -96,22 +96,22 @@ def count_matrix(catalog: pd.DataFrame, schema: Schema) -> np.ndarray:
     NaN means no votes. Columns that look like counts for a question of this schema but
     name an unknown answer are rejected, so typos cannot silently drop votes.
     """
-    missing = [c for c in schema.answer_columns if c not in catalog.columns]
+    missing = [c for c in schema.tree.answer_columns if c not in catalog.columns]
     if missing:
         raise CatalogError(f"catalog lacks {len(missing)} count column(s) of schema '{schema.name}': "
                            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-    known = set(schema.answer_columns)
+    known = set(schema.tree.answer_columns)
     for column in catalog.columns:
         name = str(column)
         if name in known or name.endswith(NON_COUNT_SUFFIXES):
             continue
-        question = next((q for q in schema.question_keys if name.startswith(q + "_")), None)
+        question = next((q for q in schema.tree.question_keys if name.startswith(q + "_")), None)
         if question is not None:
             answers = schema.tree.question(question).answer_keys
             raise CatalogError(f"count column '{name}' is not in schema '{schema.name}' "
                                f"(question '{question}' has answers {', '.join(answers)})")
-    values = catalog[list(schema.answer_columns)].apply(pd.to_numeric, errors="coerce")
-    bad = values.isna() & catalog[list(schema.answer_columns)].notna()
+    values = catalog[list(schema.tree.answer_columns)].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna() & catalog[list(schema.tree.answer_columns)].notna()
     if bad.any().any():
         column = bad.any()[lambda s: s].index[0]
         raise CatalogError(f"column '{column}' has non-numeric vote counts")

@@ -71,7 +71,7 @@ def kaggle_to_counts(frame: pd.DataFrame, schema: Schema,
     ids = frame[KAGGLE_ID_COLUMN].astype(str)
     file_loc = frame["file_loc"] if "file_loc" in frame.columns else ids + ".jpg"
     counts = pd.DataFrame(np.rint(shares * votes_per_galaxy).astype(np.int64),
-                          columns=list(schema.answer_columns), index=frame.index)
+                          columns=list(schema.tree.answer_columns), index=frame.index)
     return pd.concat([pd.DataFrame({"id_str": ids, "file_loc": file_loc}, index=frame.index), counts], axis=1)
 
 

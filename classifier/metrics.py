@@ -80,8 +80,8 @@ def evaluate(concentrations: np.ndarray, counts: np.ndarray, schema: Schema, *,
     in_vote_interval = (counts >= vote_low) & (counts <= vote_high)
 
     questions: dict[str, Any] = {}
-    for qi, (start, stop) in enumerate(schema.question_slices):
-        key = schema.question_keys[qi]
+    for question in schema.tree.questions:
+        key, start, stop = question.key, question.start, question.end
         q_votes = votes[:, start]
         q_observed = observed[:, start:stop]
         confident = (q_votes >= min_votes) & (q_observed.max(axis=1) >= confident_fraction)
@@ -93,7 +93,7 @@ def evaluate(concentrations: np.ndarray, counts: np.ndarray, schema: Schema, *,
         q_answered = answered[:, start]
         q_well = well_voted[:, start]
         questions[key] = {
-            "answers": list(schema.tree.question(key).answer_keys),
+            "answers": list(question.answer_keys),
             "n_confident": int(confident.sum()),
             "accuracy": float((truth == guess).mean()) if confident.any() else None,
             "rmse": _rmse((fractions - observed)[q_answered, start:stop]),

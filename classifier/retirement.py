@@ -216,18 +216,14 @@ class RetirementRule:
         return (enough & settled) | (result["remaining"] <= 0)
 
     # ----------------------------------------------------------------- one galaxy
-    def counts_vector(self, vote_counts: Mapping[str, int]) -> np.ndarray:
-        """``{question}_{answer}`` counts -> ``(A,)`` in schema order (unknown columns are ignored)."""
-        return np.array([float(vote_counts.get(c, 0) or 0) for c in self.schema.answer_columns])
-
     def is_decisive(self, vote_counts: Mapping[str, int], prior: Mapping[str, float] | None = None,
                     prior_strength: float = DEFAULT_PRIOR_STRENGTH, classifications: int | None = None,
                     max_votes: int | None = None) -> Decision:
         """Decide for one galaxy. ``prior`` is the model's predicted answer fractions by
         column (e.g. ``{"smooth-or-featured_smooth": 0.8, ...}``); ``classifications``
         defaults to the votes on the first question."""
-        counts = self.counts_vector(vote_counts)[None, :]
-        prior_array = None if prior is None else self.counts_vector(prior)[None, :]
+        counts = self.tree.counts_vector(vote_counts)[None, :]
+        prior_array = None if prior is None else self.tree.counts_vector(prior)[None, :]
         first = self.schema.question_slices[self.schema.first_index]
         n = int(counts[0, first[0]:first[1]].sum()) if classifications is None else int(classifications)
         limit = self.max_votes if max_votes is None else max_votes

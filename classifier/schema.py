@@ -1,5 +1,5 @@
-"""The model's view of a decision tree: answers as one flat output vector, questions as
-contiguous index groups, and which answer leads to which question.
+"""The model's view of a decision tree as arrays: each question's slice of the flat answer
+vector, the question of every answer, and which answer leads to which question.
 
 Always built from :class:`classifier.tree.DecisionTree` (the platform's single definition)
 and stored in every checkpoint as the tree document, so a checkpoint can never be read
@@ -33,23 +33,17 @@ class Dependency:
 
 
 class Schema:
-    """Index bookkeeping for the flat answer vector of a :class:`DecisionTree`."""
+    """The index arrays the loss, acquisition and metrics need, all derived from the tree's
+    questions (their slices) and answers (their vector index); names stay on the tree."""
 
     def __init__(self, tree: DecisionTree):
         self.tree = tree
-        self.question_keys: tuple[str, ...] = tree.question_keys
-        self.answer_columns: tuple[str, ...] = tree.answer_columns
         self.question_slices: tuple[tuple[int, int], ...] = tree.question_slices
-        q_index = {k: i for i, k in enumerate(self.question_keys)}
-        deps = []
-        for qi, question in enumerate(tree.questions):
-            start = self.question_slices[qi][0]
-            for ai, answer in enumerate(question.answers):
-                if answer.next:
-                    deps.append(Dependency(q_index[answer.next], qi, start + ai))
-        self.dependencies: tuple[Dependency, ...] = tuple(deps)
-        self.topological_indices: tuple[int, ...] = tuple(q_index[k] for k in tree.topological_order)
-        self.first_index: int = q_index[tree.first]
+        self.dependencies: tuple[Dependency, ...] = tuple(
+            Dependency(tree.question(answer.next).index, question.index, answer.index)
+            for question in tree.questions for answer in question.answers if answer.next)
+        self.topological_indices: tuple[int, ...] = tuple(tree.question(k).index for k in tree.topological_order)
+        self.first_index: int = tree.question(tree.first).index
 
     @classmethod
     def from_tree(cls, tree: DecisionTree) -> Schema:
@@ -62,7 +56,7 @@ class Schema:
 
     def to_dict(self) -> dict[str, Any]:
         return {"tree": self.tree.to_dict(), "version_hash": self.version_hash,
-                "answer_columns": list(self.answer_columns)}
+                "answer_columns": list(self.tree.answer_columns)}
 
     @property
     def name(self) -> str:
@@ -74,31 +68,29 @@ class Schema:
 
     @property
     def n_questions(self) -> int:
-        return len(self.question_keys)
+        return len(self.tree.questions)
 
     @property
     def n_answers(self) -> int:
-        return len(self.answer_columns)
+        return self.tree.n_answers
 
-    @cached_property
-    def question_index_groups(self) -> tuple[tuple[int, ...], ...]:
-        """Answer indices of each question, e.g. ``((0, 1, 2), (3, 4), ...)``."""
-        return tuple(tuple(range(start, stop)) for start, stop in self.question_slices)
+    @property
+    def answer_columns(self) -> tuple[str, ...]:
+        """Compatibility alias of ``tree.answer_columns`` for predict.py and retirement.py."""
+        return self.tree.answer_columns
+
+    @property
+    def question_keys(self) -> tuple[str, ...]:
+        """Compatibility alias of ``tree.question_keys`` for retirement.py."""
+        return self.tree.question_keys
 
     @cached_property
     def answer_question(self) -> np.ndarray:
         """Question index of every answer (length ``n_answers``)."""
         out = np.empty(self.n_answers, dtype=np.int64)
-        for qi, (start, stop) in enumerate(self.question_slices):
-            out[start:stop] = qi
+        for question in self.tree.questions:
+            out[question.slice] = question.index
         return out
-
-    @cached_property
-    def question_answer_counts(self) -> tuple[int, ...]:
-        return tuple(stop - start for start, stop in self.question_slices)
-
-    def fraction_columns(self) -> list[str]:
-        return [f"{c}_fraction" for c in self.answer_columns]
 
     def reach_probabilities(self, fractions: np.ndarray,
                             always_reached: frozenset[int] = frozenset()) -> np.ndarray:

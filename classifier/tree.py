@@ -1,16 +1,17 @@
 """Decision trees of single-choice questions: the one definition that the volunteer UI,
 annotation validation on the platform and the loss in the classifier all read.
 
-Pure Python (no numpy, torch or Django) so that every layer can import it cheaply.
+No torch or Django, so every layer can import it; numpy only for :meth:`DecisionTree.counts_vector`.
 A tree is a JSON document::
 
     {"name": "decals_dr5", "title": "...", "first": "smooth-or-featured",
      "questions": [{"key": "...", "text": "...", "help": "...",
                     "answers": [{"key": "...", "label": "...", "next": "<question>|null"}]}]}
 
-The order of ``questions`` (and of the answers inside each) fixes the label columns
-``{question}_{answer}`` (Zoobot convention); ``first`` and the ``next`` pointers fix the
-order in which volunteers are asked.
+The order of ``questions`` (and of the answers inside each) fixes the answer vector: each
+:class:`Answer` knows its label column ``{question}_{answer}`` (Zoobot convention) and its
+index in the vector, each :class:`Question` its slice of it. Nothing else builds a column
+name. ``first`` and the ``next`` pointers fix the order in which volunteers are asked.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import hashlib
 import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 TREES_DIR = Path(__file__).resolve().parent / "trees"
 SHIPPED_TREES = ("decals_dr5", "gz2")
@@ -55,20 +58,34 @@ class AnnotationError(ValueError):
 
 @dataclass(frozen=True)
 class Answer:
+    """One answer; ``column`` and ``index`` (its place in the answer vector) are set by the tree."""
+
     key: str
     label: str
     next: str | None
     help: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    column: str = ""
+    index: int = -1
 
 
 @dataclass(frozen=True)
 class Question:
+    """One question; ``index`` (its place among the questions) and its answers' range
+    ``start:end`` in the answer vector are set by the tree."""
+
     key: str
     text: str
     answers: tuple[Answer, ...]
     help: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    index: int = -1
+    start: int = 0
+    end: int = 0
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.start, self.end)
 
     def answer(self, key: str) -> Answer | None:
         for answer in self.answers:
@@ -81,8 +98,10 @@ class Question:
         return tuple(a.key for a in self.answers)
 
 
-_QUESTION_FIELDS = {"key", "text", "help", "answers"}
-_ANSWER_FIELDS = {"key", "label", "next", "help"}
+# Fields read from a document (the rest is kept as ``extra``); start/end and column/index are
+# derived from the order, so a served document read back does not carry them as extras.
+_QUESTION_FIELDS = {"key", "text", "help", "answers", "start", "end"}
+_ANSWER_FIELDS = {"key", "label", "next", "help", "column", "index"}
 
 
 class DecisionTree:
@@ -94,7 +113,7 @@ class DecisionTree:
         self.title = title
         self.description = description
         self.first = first
-        self.questions: tuple[Question, ...] = tuple(questions)
+        self.questions: tuple[Question, ...] = _numbered(questions)
         self._by_key = {q.key: q for q in self.questions}
         self._validate()
 
@@ -148,15 +167,19 @@ class DecisionTree:
             return cls.from_file(TREES_DIR / f"{name_or_path}.json")
         return cls.from_file(name_or_path)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "title": self.title, "description": self.description, "first": self.first,
-            "questions": [
-                {"key": q.key, "text": q.text, "help": q.help, **dict(q.extra),
-                 "answers": [{"key": a.key, "label": a.label, "next": a.next, "help": a.help, **dict(a.extra)}
-                             for a in q.answers]}
-                for q in self.questions],
-        }
+    def to_dict(self, *, with_columns: bool = False) -> dict[str, Any]:
+        """The tree document; ``with_columns`` adds each question's ``start``/``end`` and each
+        answer's ``column``/``index`` for clients (derived, so never stored)."""
+        def question(q: Question) -> dict[str, Any]:
+            out = {"key": q.key, "text": q.text, "help": q.help, **dict(q.extra), "answers": [answer(a) for a in q.answers]}
+            return {**out, "start": q.start, "end": q.end} if with_columns else out
+
+        def answer(a: Answer) -> dict[str, Any]:
+            out = {"key": a.key, "label": a.label, "next": a.next, "help": a.help, **dict(a.extra)}
+            return {**out, "column": a.column, "index": a.index} if with_columns else out
+
+        return {"name": self.name, "title": self.title, "description": self.description, "first": self.first,
+                "questions": [question(q) for q in self.questions]}
 
     # ----------------------------------------------------------------- validation
     def _validate(self) -> None:
@@ -206,26 +229,42 @@ class DecisionTree:
         return tuple(q.key for q in self.questions)
 
     @cached_property
+    def answers(self) -> tuple[Answer, ...]:
+        """Every answer in vector order (the model's output order)."""
+        return tuple(a for q in self.questions for a in q.answers)
+
+    @cached_property
     def answer_columns(self) -> tuple[str, ...]:
-        """Label columns ``{question}_{answer}`` in schema order (the model's output order)."""
-        return tuple(f"{q.key}_{a.key}" for q in self.questions for a in q.answers)
+        """Label columns ``{question}_{answer}`` in vector order."""
+        return tuple(a.column for a in self.answers)
 
     @property
     def n_answers(self) -> int:
-        return len(self.answer_columns)
+        return len(self.answers)
 
     @cached_property
     def question_slices(self) -> tuple[tuple[int, int], ...]:
-        """``(start, stop)`` answer-index range of each question, in schema order."""
-        out, start = [], 0
-        for q in self.questions:
-            out.append((start, start + len(q.answers)))
-            start += len(q.answers)
-        return tuple(out)
+        """``(start, end)`` answer-index range of each question, in question order."""
+        return tuple((q.start, q.end) for q in self.questions)
 
-    def column_index(self, question: str, answer: str) -> int:
-        qi = self.question_keys.index(question)
-        return self.question_slices[qi][0] + self.question(question).answer_keys.index(answer)
+    def counts_vector(self, vote_counts: Mapping[str, int]) -> np.ndarray:
+        """A tally ``{column: votes}`` as a ``(n_answers,)`` vector in column order; columns
+        the tree does not have are ignored, missing ones count 0."""
+        return np.array([float(vote_counts.get(a.column, 0) or 0) for a in self.answers], dtype=np.float64)
+
+    def summary(self, vote_counts: Mapping[str, float]) -> list[dict[str, Any]]:
+        """Per question: the total, and per answer its count and share of the question's total
+        (None before any vote). Model fractions summarise the same way, as "counts" summing to 1."""
+        out = []
+        for question in self.questions:
+            counts = [vote_counts.get(a.column, 0) or 0 for a in question.answers]
+            total = sum(counts)
+            out.append({
+                "question": question.key, "text": question.text, "total": total,
+                "answers": [{"answer": a.key, "label": a.label, "column": a.column, "count": count,
+                             "fraction": count / total if total else None}
+                            for a, count in zip(question.answers, counts, strict=True)]})
+        return out
 
     @cached_property
     def parents(self) -> dict[str, tuple[tuple[str, str], ...]]:
@@ -262,7 +301,7 @@ class DecisionTree:
         for key in self.topological_order:
             for a in self._by_key[key].answers:
                 if a.next:
-                    reach[a.next] += reach[key] * float(answer_fractions[f"{key}_{a.key}"])
+                    reach[a.next] += reach[key] * float(answer_fractions[a.column])
         return reach
 
     @cached_property
@@ -342,10 +381,22 @@ class DecisionTree:
         return path
 
     def path_columns(self, path: Iterable[tuple[str, str]]) -> list[str]:
-        return [f"{q}_{a}" for q, a in path]
+        """The columns a validated ``[(question, answer)]`` path votes for."""
+        return [self._by_key[q].answer(a).column for q, a in path]
 
     def __repr__(self) -> str:
         return f"DecisionTree({self.name!r}, {len(self.questions)} questions, {self.n_answers} answers)"
+
+
+def _numbered(questions: Sequence[Question]) -> tuple[Question, ...]:
+    """The questions with their index and slice, their answers with column and vector index."""
+    out, start = [], 0
+    for qi, question in enumerate(questions):
+        answers = tuple(replace(a, column=f"{question.key}_{a.key}", index=start + ai)
+                        for ai, a in enumerate(question.answers))
+        out.append(replace(question, answers=answers, index=qi, start=start, end=start + len(answers)))
+        start += len(answers)
+    return tuple(out)
 
 
 def load_tree(name_or_path: str | Path) -> DecisionTree:

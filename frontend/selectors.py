@@ -13,16 +13,15 @@ from galaxies.models import Galaxy
 from retraining.selectors import active_model_version
 from workflows.models import Workflow
 from workflows.selectors import active_workflows
+from workflows.shipped import DEFAULT_WORKFLOW
 
 from .models import FieldGuideExample
-
-PREFERRED_WORKFLOW = "gz-decals-dr5"
 
 
 def default_workflow() -> Workflow | None:
     """The workflow "Start classifying" opens: DECaLS DR5 when active, else the first active one."""
     workflows = active_workflows()
-    return workflows.filter(slug=PREFERRED_WORKFLOW).first() or workflows.first()
+    return workflows.filter(slug=DEFAULT_WORKFLOW).first() or workflows.first()
 
 
 def current_model_version(workflow: Workflow | None) -> str | None:
@@ -54,7 +53,7 @@ def field_guide(*, workflow: Workflow) -> dict[str, Any]:
         "workflow": workflow.slug,
         "questions": [{
             "key": q.key, "text": q.text, "help": q.help,
-            "answers": [{"key": a.key, "label": a.label, "help": a.help,
+            "answers": [{"key": a.key, "label": a.label, "column": a.column, "help": a.help,
                          "examples": examples.get((q.key, a.key), [])} for a in q.answers],
         } for q in tree.questions],
     }

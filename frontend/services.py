@@ -10,7 +10,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from classifications.models import Classification, SubjectStatus
-from classifications.services import Volunteer
+from classifications.volunteers import Volunteer
 from workflows.models import Workflow
 
 from .models import FieldGuideExample
@@ -42,23 +42,23 @@ def pick_field_guide_examples(*, workflow: Workflow, per_answer: int = 3, min_vo
     if replace:
         FieldGuideExample.objects.filter(workflow=workflow, galaxy__isnull=False).delete()
     have = set(FieldGuideExample.objects.filter(workflow=workflow).values_list("question", "answer"))
-    wanted = [(q.key, a.key) for q in tree.questions for a in q.answers if (q.key, a.key) not in have]
+    wanted = {a.column for q in tree.questions for a in q.answers if (q.key, a.key) not in have}
     if not wanted or per_answer < 1:
         return 0
-    best: dict[tuple[str, str], list[tuple[float, int, int]]] = {pair: [] for pair in wanted}
+    best: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
     statuses = SubjectStatus.objects.filter(workflow=workflow, classification_count__gt=0)
     for galaxy_id, counts in statuses.values_list("galaxy_id", "vote_counts").iterator():
-        for question_key, answer_key in wanted:
-            question = tree.question(question_key)
-            total = sum(int(counts.get(f"{question_key}_{a}", 0)) for a in question.answer_keys)
-            votes = int(counts.get(f"{question_key}_{answer_key}", 0))
-            if total >= min_votes and votes:
-                entry = (votes / total, votes, galaxy_id)
-                heap = best[(question_key, answer_key)]
-                if len(heap) < per_answer:
-                    heapq.heappush(heap, entry)
-                else:
-                    heapq.heappushpop(heap, entry)
+        for question in tree.summary(counts):
+            if question["total"] < min_votes:
+                continue
+            for answer in question["answers"]:
+                if answer["column"] in wanted and answer["count"]:
+                    entry = (answer["fraction"], int(answer["count"]), galaxy_id)
+                    heap = best.setdefault((question["question"], answer["answer"]), [])
+                    if len(heap) < per_answer:
+                        heapq.heappush(heap, entry)
+                    else:
+                        heapq.heappushpop(heap, entry)
     rows = [FieldGuideExample(workflow=workflow, question=q, answer=a, galaxy_id=galaxy_id, position=i,
                               caption=f"{fraction:.0%} of {round(votes / fraction)} volunteers")
             for (q, a), heap in best.items()

@@ -1,4 +1,4 @@
-"""Reads: the next galaxies for a volunteer, and vote tallies as fractions per question."""
+"""Reads: the next galaxies for a volunteer, and a galaxy's vote tallies as fractions per question."""
 
 from __future__ import annotations
 
@@ -129,8 +129,15 @@ def vote_summary(*, tree: DecisionTree, vote_counts: dict[str, int]) -> list[dic
     return summary
 
 
-def has_classified(*, workflow: Workflow, galaxy_id: int, volunteer_key: str) -> bool:
-    return Classification.objects.filter(workflow=workflow, galaxy_id=galaxy_id, volunteer_key=volunteer_key).exists()
+def galaxy_tallies(*, galaxy: Galaxy, workflow_slug: str | None = None) -> list[dict[str, Any]]:
+    """The galaxy's tally in each workflow (or only the one named): counts, retirement, queue
+    priority and the votes per question (vote_summary)."""
+    statuses = galaxy.subject_statuses.select_related("workflow")
+    if workflow_slug:
+        statuses = statuses.filter(workflow__slug=workflow_slug)
+    return [{"workflow_id": s.workflow_id, "workflow": s.workflow.slug, "classification_count": s.classification_count,
+             "retired_at": s.retired_at, "retirement_reason": s.retirement_reason, "priority": s.priority,
+             "questions": vote_summary(tree=s.workflow.decision_tree, vote_counts=s.vote_counts)} for s in statuses]
 
 
 def volunteer_history(*, volunteer_key: str) -> QuerySet[Classification]:

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "classifications",
     "retraining",
     "review",
+    "demo",
     # Volunteer web UI (frontend/)
     "frontend",
 ]
@@ -189,9 +190,11 @@ CELERY_BEAT_SCHEDULE = {
 QUEUE_RANDOM_FRACTION = env.float("QUEUE_RANDOM_FRACTION", default=0.2)
 QUEUE_BATCH_SIZE = env.int("QUEUE_BATCH_SIZE", default=10)
 
-# Retraining (docs/retraining.md). Presets: "fast_cpu" (TrainConfig.fast_cpu) or "default".
+# Retraining (docs/retraining.md). A run's configuration is a named preset of
+# classifier.training.TRAIN_PRESETS ("default", "fast_cpu") plus overrides of its fields.
 RETRAIN_TRAIN_PRESET = env.str("RETRAIN_TRAIN_PRESET", default="fast_cpu")
 RETRAIN_TRAIN_OVERRIDES = env.json("RETRAIN_TRAIN_OVERRIDES", default={})
+RETRAIN_DEMO_PRESET = env.str("RETRAIN_DEMO_PRESET", default="fast_cpu")
 RETRAIN_DEMO_OVERRIDES = env.json("RETRAIN_DEMO_OVERRIDES", default={})
 RETRAIN_AFTER_CLASSIFICATIONS = env.int("RETRAIN_AFTER_CLASSIFICATIONS", default=500)  # 0 disables
 RETRAIN_HOLDOUT_FRACTION = env.float("RETRAIN_HOLDOUT_FRACTION", default=0.1)

@@ -1,6 +1,6 @@
-"""Writes: importing a survey catalog of galaxies (JPEG/PNG or FITS cutouts) and loading the
-demo galaxies. Every row of a catalog is checked before anything is written; each batch is
-then written in one transaction, and image files saved for a batch that fails are deleted."""
+"""Writes: importing a survey catalog of galaxies (JPEG/PNG or FITS cutouts). Every row of a
+catalog is checked before anything is written; each batch is then written in one
+transaction, and image files saved for a batch that fails are deleted."""
 
 from __future__ import annotations
 
@@ -20,11 +20,10 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from tqdm import tqdm
 
-from classifications.services import ensure_subject_statuses
-
 from . import imaging
 from .models import Galaxy
-from .selectors import existing_id_strs, galaxies_by_id_str
+from .selectors import galaxies_by_id_str
+from .signals import galaxies_saved
 
 BAND_COLUMN = re.compile(r"^file_loc_(?P<band>[A-Za-z]{1,3})$")
 FIELD_COLUMNS = {"id_str", "ra", "dec", "file_loc", "survey", "pixel_scale"}
@@ -299,7 +298,7 @@ def write_galaxies(*, prepared: Sequence[PreparedGalaxy]) -> tuple[list[int], in
             Galaxy.objects.bulk_update(changed, ["ra", "dec", "survey", "pixel_scale", "metadata", "is_simulated",
                                                  "image", "fits_source"])
             ids += [g.id for g in created] + [g.id for g in changed]
-            ensure_subject_statuses(galaxy_ids=ids)
+            galaxies_saved.send(sender=Galaxy, galaxy_ids=ids)
             transaction.on_commit(lambda: [default_storage.delete(name) for name in replaced])
     except BaseException:
         for name in saved:
@@ -372,32 +371,3 @@ def import_catalog(*, catalog_path: Path, images_dir: Path, survey: str = "", pi
     bar.close()
     return report
 
-
-# --- demo galaxies -------------------------------------------------------------------------
-
-@dataclass
-class DemoReport:
-    created: int
-    skipped: int
-
-
-def load_demo_galaxies(*, include_simulated: bool = True, progress: bool = False) -> DemoReport:
-    """Store the demo galaxies (Hubble XDF cutouts and simulated galaxies); idempotent.
-
-    They are generated from the image shipped inside scikit-image, so a fresh clone needs
-    neither ../shared nor a download.
-    """
-    from . import demo_sources  # heavy (skimage); only the demo needs it
-
-    candidates = demo_sources.xdf_galaxies()
-    if include_simulated:
-        candidates += demo_sources.simulated_galaxies()
-    have = existing_id_strs(id_strs=[c.id_str for c in candidates])
-    missing = [c for c in candidates if c.id_str not in have]
-    created = 0
-    for batch in tqdm(list(_batches(missing, 100)), desc="demo galaxies", unit="batch", disable=not progress):
-        prepared = [PreparedGalaxy(id_str=c.id_str, ra=c.ra, dec=c.dec, survey=c.survey,
-                                   pixel_scale=c.pixel_scale, metadata=c.metadata, is_simulated=c.is_simulated,
-                                   image_bytes=imaging.encode_jpeg(c.rgb), image_ext="jpg") for c in batch]
-        created += write_galaxies(prepared=prepared)[1]
-    return DemoReport(created=created, skipped=len(candidates) - len(missing))

@@ -1,5 +1,6 @@
 """Admin: watch runs, "Retrain" from the run list or as an action on workflows, cancel runs,
-activate or roll back model versions."""
+activate or roll back model versions. The workflow admin gets its Retrain actions from a
+subclass registered here, so the workflows app knows nothing of retraining."""
 
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect
@@ -11,7 +12,9 @@ from workflows.admin import WorkflowAdmin
 from workflows.models import Workflow
 
 from .models import ModelVersion, Prediction, TrainingRun
-from .services import activate_model_version, cancel_training_run, start_training_run
+from .runs import cancel_training_run, start_training_run
+from .services import activate_model_version
+from .tasks import enqueue_training
 
 
 def _start(request: HttpRequest, workflow: Workflow, *, full_retrain: bool) -> None:
@@ -21,6 +24,7 @@ def _start(request: HttpRequest, workflow: Workflow, *, full_retrain: bool) -> N
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
+        enqueue_training(run.pk)
         kind = "full retrain" if run.full_retrain else f"warm start from model v{run.init_model_version.number}"
         messages.success(request, f"Queued training run {run.pk} of '{workflow.slug}' ({kind}).")
 
@@ -37,8 +41,12 @@ def full_retrain_now(modeladmin, request, queryset):
         _start(request, workflow, full_retrain=True)
 
 
-# The workflow admin belongs to the workflows app; retraining adds its actions to it here.
-WorkflowAdmin.actions = [*(WorkflowAdmin.actions or []), retrain_now, full_retrain_now]
+admin.site.unregister(Workflow)
+
+
+@admin.register(Workflow)
+class RetrainableWorkflowAdmin(WorkflowAdmin):
+    actions = [*(WorkflowAdmin.actions or []), retrain_now, full_retrain_now]
 
 
 @admin.register(TrainingRun)

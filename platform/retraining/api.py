@@ -12,9 +12,11 @@ from rest_framework.views import APIView
 from workflows.models import Workflow
 
 from .models import ModelVersion, TrainingRun
+from .runs import cancel_training_run, start_training_run
 from .selectors import model_versions, training_runs
 from .serializers import ModelVersionSerializer, StartRunSerializer, TrainingRunSerializer
-from .services import activate_model_version, cancel_training_run, start_training_run
+from .services import activate_model_version
+from .tasks import enqueue_training
 
 
 class TrainingRunListCreateApi(ListAPIView):
@@ -33,6 +35,7 @@ class TrainingRunListCreateApi(ListAPIView):
         run = start_training_run(workflow=workflow, trigger=TrainingRun.Trigger.API, triggered_by_id=request.user.pk,
                                  full_retrain=serializer.validated_data["full_retrain"],
                                  overrides=serializer.validated_data.get("hyperparameters"))
+        enqueue_training(run.pk)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 

@@ -33,7 +33,7 @@ def prediction_block(*, prediction: Prediction, tree: DecisionTree) -> dict[str,
     for question in tree.questions:
         answers = []
         for answer in question.answers:
-            i = index.get(f"{question.key}_{answer.key}")
+            i = index.get(answer.column)
             if i is not None:
                 answers.append({"answer": answer.key, "label": answer.label, "fraction": prediction.fractions[i],
                                 "lower": prediction.lower[i], "upper": prediction.upper[i]})

@@ -2,7 +2,6 @@
 whether enough new votes arrived since the last run (``RETRAIN_AFTER_CLASSIFICATIONS``)."""
 
 from django.conf import settings
-from django.db import transaction
 from django.dispatch import receiver
 
 from classifications.signals import classification_counted
@@ -14,7 +13,6 @@ def check_after_classification(sender, *, workflow_id: int, classification_id: i
     # Checking every tenth of the threshold keeps the check off most requests.
     if threshold <= 0 or classification_id % max(1, threshold // 10):
         return
-    from .tasks import check_automatic_retraining
+    from .tasks import enqueue_automatic_check
 
-    # robust: an unreachable broker must never turn a stored classification into an error.
-    transaction.on_commit(lambda: check_automatic_retraining.delay(workflow_id), robust=True)
+    enqueue_automatic_check(workflow_id)

@@ -1,24 +1,49 @@
-"""Celery tasks of the retraining loop. Each takes ids only and calls a service that locks
-the run row and checks its status first, so a redelivered message does nothing harmful.
-Training and catalogue prediction go to the ``gpu`` queue, bookkeeping to ``default``
-(routes in settings.CELERY_TASK_ROUTES)."""
+"""Celery tasks of the retraining loop, and the only code that sends them. Each task takes
+ids only, runs one pipeline step (which locks the run row and checks its status first, so a
+redelivered message does nothing harmful) and sends the step the pipeline says comes next,
+always from ``transaction.on_commit``. Training and catalogue prediction go to the ``gpu``
+queue, bookkeeping to ``default`` (routes in settings.CELERY_TASK_ROUTES)."""
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 
-from . import pipeline, services
+from . import pipeline, runs
+
+
+def enqueue_training(run_id: int) -> None:
+    """Send a queued run to a worker once the transaction that queued it commits; if the
+    broker is unreachable the run fails with that reason instead of waiting forever."""
+
+    def send() -> None:
+        try:
+            train_model.delay(run_id)
+        except Exception as exc:  # noqa: BLE001 — any broker/transport error
+            runs.fail_run(run_id=run_id, attempt=None, error=f"could not queue the training task: {exc}")
+
+    transaction.on_commit(send)
+
+
+def enqueue_automatic_check(workflow_id: int) -> None:
+    # robust: an unreachable broker must never turn a stored classification into an error.
+    transaction.on_commit(lambda: check_automatic_retraining.delay(workflow_id), robust=True)
 
 
 @shared_task(acks_late=True, soft_time_limit=settings.RETRAIN_SOFT_TIME_LIMIT,
              time_limit=settings.RETRAIN_SOFT_TIME_LIMIT + 600)
 def train_model(run_id: int) -> None:
-    pipeline.train_run(run_id=run_id)
+    chunks = pipeline.train_run(run_id=run_id)
+    if chunks == []:
+        transaction.on_commit(lambda: apply_priorities.delay(run_id))
+    for index in chunks or []:
+        transaction.on_commit(lambda index=index: predict_chunk.delay(run_id, index))
 
 
 @shared_task(acks_late=True, soft_time_limit=settings.RETRAIN_CHUNK_TIME_LIMIT,
              time_limit=settings.RETRAIN_CHUNK_TIME_LIMIT + 120)
 def predict_chunk(run_id: int, chunk_index: int) -> None:
-    pipeline.predict_chunk(run_id=run_id, chunk_index=chunk_index)
+    if pipeline.predict_chunk(run_id=run_id, chunk_index=chunk_index):
+        transaction.on_commit(lambda: apply_priorities.delay(run_id))
 
 
 @shared_task(acks_late=True, soft_time_limit=300, time_limit=360)
@@ -28,9 +53,11 @@ def apply_priorities(run_id: int) -> None:
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
 def reap_stale_runs() -> None:
-    services.reap_stale_runs()
+    runs.reap_stale_runs()
 
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
 def check_automatic_retraining(workflow_id: int) -> None:
-    services.maybe_start_automatic_run(workflow_id=workflow_id)
+    run = runs.maybe_start_automatic_run(workflow_id=workflow_id)
+    if run is not None:
+        enqueue_training(run.pk)

@@ -65,7 +65,7 @@ class CatalogLayout:
 def catalog_layout(*, workflow: Workflow, model_version: ModelVersion | None) -> CatalogLayout:
     tree = workflow.decision_tree
     return CatalogLayout(workflow=workflow, model_version=model_version, questions=[
-        (q.key, [f"{q.key}_{a.key}" for a in q.answers]) for q in tree.questions])
+        (q.key, [a.column for a in q.answers]) for q in tree.questions])
 
 
 def catalog_chunks(*, layout: CatalogLayout, chunk_size: int | None = None,
@@ -105,8 +105,8 @@ def catalog_chunks(*, layout: CatalogLayout, chunk_size: int | None = None,
         ids = [g[0] for g in galaxies]
         frame = {"id_str": [g[1] for g in galaxies], "ra": np.array([g[2] for g in galaxies]),
                  "dec": np.array([g[3] for g in galaxies]), "survey": [g[4] for g in galaxies]}
-        counts = np.array([[int((statuses.get(gid, ({},))[0] or {}).get(c, 0)) for c in columns] for gid in ids],
-                          dtype=np.int64).reshape(len(ids), len(columns))
+        tree = workflow.decision_tree
+        counts = np.stack([tree.counts_vector((statuses.get(gid, ({},))[0]) or {}) for gid in ids]).astype(np.int64)
         start = 0
         fractions_by_column = {}
         for question, answers in layout.questions:

@@ -95,16 +95,9 @@ def refresh_review_scores(*, model_version_id: int, chunk_size: int | None = Non
         return 0
     chunk_size = chunk_size or settings.REVIEW_REFRESH_CHUNK_SIZE
     tree = version.workflow.decision_tree
-    columns = list(version.answer_columns)
-    position = {column: i for i, column in enumerate(columns)}
-    slices, start = [], 0
-    for question in tree.questions:
-        width = sum(f"{question.key}_{a.key}" in position for a in question.answers)
-        slices.append((start, start + width))
-        start += width
-    tree_order = [position[f"{q.key}_{a.key}"] for q in tree.questions for a in q.answers
-                  if f"{q.key}_{a.key}" in position]
-    tree_columns = [columns[i] for i in tree_order]
+    if version.tree_hash != version.workflow.tree_hash or list(version.answer_columns) != list(tree.answer_columns):
+        return 0  # predicts another tree version: its columns cannot be compared with these votes
+    slices = [(q.slice.start, q.slice.stop) for q in tree.questions]
     written, last = 0, 0
     while True:
         rows = list(Prediction.objects.filter(model_version=version, galaxy_id__gt=last).order_by("galaxy_id")
@@ -115,11 +108,10 @@ def refresh_review_scores(*, model_version_id: int, chunk_size: int | None = Non
         galaxy_ids = [row[0] for row in rows]
         votes = dict(SubjectStatus.objects.filter(workflow_id=version.workflow_id, galaxy_id__in=galaxy_ids)
                      .values_list("galaxy_id", "vote_counts"))
-        fractions, lower, upper = (np.asarray([row[i] for row in rows], dtype=float)[:, tree_order] for i in (1, 2, 3))
-        counts = np.asarray([[votes.get(gid, {}).get(column, 0) for column in tree_columns] for gid in galaxy_ids],
-                            dtype=float)
-        scores = disagreement(fractions=fractions, lower=lower, upper=upper, counts=counts,
-                              slices=[s for s in slices if s[1] > s[0]], min_votes=settings.REVIEW_MIN_VOTES)
+        fractions, lower, upper = (np.asarray([row[i] for row in rows], dtype=float) for i in (1, 2, 3))
+        counts = np.stack([tree.counts_vector(votes.get(gid) or {}) for gid in galaxy_ids])
+        scores = disagreement(fractions=fractions, lower=lower, upper=upper, counts=counts, slices=slices,
+                              min_votes=settings.REVIEW_MIN_VOTES)
         first_question = slices[0]
         now = timezone.now()
         objects = [ReviewScore(model_version=version, galaxy_id=gid, acquisition=row[4], entropy=row[5],

@@ -10,10 +10,6 @@ def active_workflows() -> QuerySet[Workflow]:
     return Workflow.objects.filter(is_active=True)
 
 
-def get_workflow(*, slug: str) -> Workflow:
-    return Workflow.objects.get(slug=slug)
-
-
 # Every column but the tree document and the description (both loaded on access if needed).
 _SETTING_FIELDS = ("id", "slug", "name", "tree_hash", "version", "retirement_count", "random_fraction",
                    "early_retirement", "is_active", "created_at", "updated_at")

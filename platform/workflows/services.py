@@ -7,6 +7,8 @@ from django.db import transaction
 from classifier.tree import DecisionTree
 
 from .models import Workflow, WorkflowVersion
+from .shipped import SHIPPED_WORKFLOWS
+from .signals import workflow_tree_saved
 
 
 @transaction.atomic
@@ -37,17 +39,12 @@ def upsert_workflow(*, slug: str, tree: DecisionTree | dict[str, Any], name: str
     workflow.save()
     WorkflowVersion.objects.get_or_create(workflow=workflow, number=workflow.version,
                                           defaults={"tree": document, "tree_hash": workflow.tree_hash})
-    from classifications.services import ensure_subject_statuses
-
-    ensure_subject_statuses(workflow=workflow)
+    workflow_tree_saved.send(sender=Workflow, workflow=workflow)
     return workflow
-
-
-SHIPPED_WORKFLOWS = (("gz-decals-dr5", "decals_dr5"), ("gz2", "gz2"))
 
 
 def install_shipped_workflows() -> list[Workflow]:
     """Create the shipped workflows that are missing (the data migration does this on a new
     database; this puts them back after a test flush or a manual deletion)."""
     return [upsert_workflow(slug=slug, tree=DecisionTree.load(tree_name), is_active=True)
-            for slug, tree_name in SHIPPED_WORKFLOWS if not Workflow.objects.filter(slug=slug).exists()]
+            for slug, tree_name in SHIPPED_WORKFLOWS.items() if not Workflow.objects.filter(slug=slug).exists()]

@@ -39,8 +39,9 @@ for _path in (ROOT / "platform", ROOT):
         sys.path.insert(0, str(_path))
 
 from classifier.tree import DecisionTree  # noqa: E402
+from workflows.shipped import DECALS_DR5  # noqa: E402
 
-WORKFLOW = "gz-decals-dr5"
+WORKFLOW = DECALS_DR5
 N_VETERANS = 200
 N_PATHS = 64
 RETIREMENT_COUNT = 40

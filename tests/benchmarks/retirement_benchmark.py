@@ -86,10 +86,10 @@ def load_decals(path: Path = SHARED / "gz_decals_votes" / "full_tree_counts.csv"
     for old, new in DECALS_MERGING_MAP.items():
         if old in frame.columns:
             frame[new] = frame.get(new, 0) + frame.pop(old)
-    unknown = [c for c in frame.columns if c != "subject_id" and c not in schema.answer_columns]
+    unknown = [c for c in frame.columns if c != "subject_id" and c not in schema.tree.answer_columns]
     if unknown:
         raise ValueError(f"{path}: columns not in the decals_dr5 tree: {unknown}")
-    counts = frame.reindex(columns=list(schema.answer_columns), fill_value=0).fillna(0).to_numpy(dtype=np.int64)
+    counts = frame.reindex(columns=list(schema.tree.answer_columns), fill_value=0).fillna(0).to_numpy(dtype=np.int64)
     return VoteSet("gz_decals", schema, frame["subject_id"].astype(str).to_numpy(), counts)
 
 
@@ -276,7 +276,7 @@ def kaggle_votes_and_prior(checkpoint: Path, held_out: int, seed: int) -> tuple[
     catalog = kaggle.kaggle_to_counts(frame, schema)
     predictions = predictor.predict([str(SHARED / "gz2_kaggle" / f) for f in catalog["file_loc"]],
                                     n_samples=5, ids=catalog["id_str"].tolist())
-    counts = catalog[list(schema.answer_columns)].to_numpy(dtype=np.int64)
+    counts = catalog[list(schema.tree.answer_columns)].to_numpy(dtype=np.int64)
     # Kaggle counts every volunteer as reaching "odd"; the tree does not (star/artifact ends it).
     return VoteSet("gz2_kaggle", schema, catalog["id_str"].to_numpy(), counts), predictions.fractions
 

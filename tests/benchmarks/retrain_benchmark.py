@@ -31,8 +31,10 @@ for _path in (ROOT / "platform", ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from workflows.shipped import DECALS_DR5  # noqa: E402
+
 IMAGE_SIZE = 64
-WORKFLOW = "gz-decals-dr5"
+WORKFLOW = DECALS_DR5
 
 
 def parse_args() -> argparse.Namespace:
@@ -124,13 +126,13 @@ def build_catalogue(args: argparse.Namespace) -> None:
 def time_run(*, full_retrain: bool, overrides: dict) -> dict[str, float]:
     from retraining.models import Prediction, TrainingRun
     from retraining.pipeline import execute_run_inline
-    from retraining.services import start_training_run
+    from retraining.runs import start_training_run
     from workflows.models import Workflow
 
     workflow = Workflow.objects.get(slug=WORKFLOW)
     trigger, cpu = time.perf_counter(), time.process_time()
     run = start_training_run(workflow=workflow, trigger=TrainingRun.Trigger.ADMIN, full_retrain=full_retrain,
-                             overrides=overrides, dispatch=False)
+                             overrides=overrides)
     run = execute_run_inline(run_id=run.pk, log=lambda _m: None)
     total, cpu = time.perf_counter() - trigger, time.process_time() - cpu
     if run.status != TrainingRun.Status.SUCCEEDED:

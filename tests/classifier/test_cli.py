@@ -66,7 +66,7 @@ def test_finetune_binary_label_from_few_galaxies(tiny_files, trained, tmp_path):
                  "--device", "cpu", "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_train"] + metrics["n_val"] == 12
-    assert load_checkpoint(out / "best.pt").schema.answer_columns == ("ring_yes", "ring_no")
+    assert load_checkpoint(out / "best.pt").schema.tree.answer_columns == ("ring_yes", "ring_no")
 
 
 def test_input_errors_exit_2_with_a_clear_message(tiny_files, tmp_path, capsys):

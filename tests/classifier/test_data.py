@@ -66,9 +66,9 @@ def test_kaggle_catalog_converts_to_counts(tmp_path):
     (tmp_path / "42.jpg").write_bytes(b"")
     catalog = read_catalog(pd.DataFrame([row]), schema, tmp_path)
     assert catalog.frame.loc[0, "id_str"] == "42"
-    assert catalog.counts[0, schema.answer_columns.index("smooth-or-features_smooth")] == 20
-    assert catalog.counts[0, schema.answer_columns.index("odd_no")] == 40
-    assert catalog.reference_shares[0, schema.answer_columns.index("edge-on_no")] == 0.5
+    assert catalog.counts[0, schema.tree.answer_columns.index("smooth-or-features_smooth")] == 20
+    assert catalog.counts[0, schema.tree.answer_columns.index("odd_no")] == 40
+    assert catalog.reference_shares[0, schema.tree.answer_columns.index("edge-on_no")] == 0.5
     with pytest.raises(CatalogError, match="Class12.1"):
         read_catalog(pd.DataFrame([{**row, "Class12.1": 0.1}]), schema, tmp_path)
 

@@ -65,7 +65,7 @@ def test_kaggle_rmse_is_zero_for_exact_shares_and_counts_odd_as_always_reached()
     rng = np.random.default_rng(2)
     fractions = np.concatenate([rng.dirichlet(np.ones(b - a), size=4) for a, b in schema.question_slices], axis=1)
     shares = predicted_shares(fractions, schema)
-    odd = schema.question_slices[schema.question_keys.index("odd")]
+    odd = schema.question_slices[schema.tree.question_keys.index("odd")]
     np.testing.assert_allclose(shares[:, odd[0]:odd[1]].sum(1), 1.0)
     huge = 1e6 * fractions[:, None, :].repeat(2, 1)
     counts = np.rint(shares * 40)

@@ -61,3 +61,18 @@ def test_views_make_predictions_invariant_to_rotating_and_mirroring_the_image(ti
     assert one_view_change > 1e-3 and eight_view_change < 1e-3 * one_view_change
     with pytest.raises(ValueError, match="views must be in 1..8"):
         mean_alpha(pixels, 9)
+
+
+def test_predictor_reads_intervals_off_the_grid_it_is_given(tiny_catalog, tiny_tree, tmp_path):
+    """The catalogue scorer asks for a coarse CDF grid; the intervals are then those of that grid."""
+    frame, images = tiny_catalog
+    result = train(frame, images_dir=images, tree=tiny_tree, out_dir=tmp_path / "run",
+                   config=TrainConfig.fast_cpu(image_size=32, epochs=1, widths=(8, 16, 32), dropout=0.5))
+    predictor = load_model(result.checkpoint_path, device="cpu")
+    paths = [images / f for f in frame["file_loc"][:5]]
+    coarse = predictor.predict(paths, n_samples=3, grid_points=11)
+    lower, upper = credible_intervals(coarse.concentrations, predictor.schema, grid_points=11)
+    np.testing.assert_allclose(coarse.lower, lower)
+    np.testing.assert_allclose(coarse.upper, upper)
+    fine_lower, _ = credible_intervals(coarse.concentrations, predictor.schema)
+    assert not np.allclose(coarse.lower, fine_lower)

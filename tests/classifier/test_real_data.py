@@ -27,7 +27,7 @@ def gz2_catalog():
 def test_kaggle_values_become_counts_that_follow_the_tree(gz2_catalog):
     schema, catalog = gz2_catalog
     assert catalog.counts.shape == (6922, 37)
-    column = schema.answer_columns.index
+    column = schema.tree.answer_columns.index
     features = catalog.counts[:, column("smooth-or-features_features-or-disk")]
     edge_on = catalog.counts[:, column("edge-on_yes")] + catalog.counts[:, column("edge-on_no")]
     assert np.abs(edge_on - features).max() <= 2  # only rounding separates them

@@ -98,3 +98,16 @@ def test_config_round_trips_and_fast_cpu_is_small():
     config = TrainConfig.fast_cpu(seed=7)
     assert TrainConfig.from_dict(config.to_dict()) == config
     assert config.image_size <= 64 and config.epochs <= 5 and config.seed == 7
+
+
+def test_named_presets_take_overrides_and_unknown_names_are_refused():
+    assert TrainConfig.preset("fast_cpu", epochs=2, widths=[8, 16]) == TrainConfig.fast_cpu(epochs=2, widths=(8, 16))
+    assert TrainConfig.preset("default") == TrainConfig()
+    with pytest.raises(ValueError, match="unknown training preset 'huge'.*fast_cpu"):
+        TrainConfig.preset("huge")
+
+
+def test_network_defaults_are_the_architecture_config_ones():
+    from classifier.models import ArchitectureConfig
+
+    assert TrainConfig().architecture_config(n_outputs=7) == ArchitectureConfig(n_outputs=7)

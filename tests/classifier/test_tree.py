@@ -161,3 +161,40 @@ def test_random_paths_are_valid_and_cover_every_question(name):
     paths = [tree.random_path(rng) for _ in range(300)]
     assert all(tree.validate_annotations(path) for path in paths)
     assert {step["question"] for path in paths for step in path} == set(tree.question_keys)
+
+
+def test_answers_know_their_column_and_index_and_questions_their_slice():
+    tree = DecisionTree.from_dict(tree_doc())
+    assert [(a.column, a.index) for a in tree.answers] == [
+        ("shape_round", 0), ("shape_disk", 1), ("arms_yes", 2), ("arms_no", 3), ("bulge_big", 4), ("bulge_small", 5)]
+    arms = tree.question("arms")
+    assert (arms.index, arms.slice) == (1, slice(2, 4))
+    assert [a.index for a in arms.answers] == list(range(6))[arms.slice]
+    assert tree.answer_columns == tuple(a.column for a in tree.answers)
+    assert tree.path_columns([("shape", "disk"), ("arms", "no")]) == ["shape_disk", "arms_no"]
+
+
+def test_counts_vector_puts_a_tally_in_column_order():
+    tree = DecisionTree.from_dict(tree_doc())
+    vector = tree.counts_vector({"arms_no": 4, "shape_disk": 7, "bulge_small": None, "gone_answer": 9})
+    assert vector.tolist() == [0, 7, 0, 4, 0, 0]
+
+
+def test_summary_gives_counts_and_fractions_per_question():
+    tree = DecisionTree.from_dict(tree_doc())
+    shape, arms, bulge = tree.summary({"shape_round": 1, "shape_disk": 3, "arms_yes": 3})
+    assert (shape["question"], shape["total"]) == ("shape", 4)
+    assert [(a["column"], a["count"], a["fraction"]) for a in shape["answers"]] == [
+        ("shape_round", 1, 0.25), ("shape_disk", 3, 0.75)]
+    assert [a["fraction"] for a in arms["answers"]] == [1.0, 0.0]
+    assert bulge["total"] == 0 and [a["fraction"] for a in bulge["answers"]] == [None, None]
+
+
+def test_documents_for_clients_carry_columns_but_the_stored_document_does_not():
+    tree = DecisionTree.from_dict(tree_doc())
+    served = tree.to_dict(with_columns=True)
+    assert {k: served["questions"][1]["answers"][1][k] for k in ("key", "column", "index")} == {
+        "key": "no", "column": "arms_no", "index": 3}
+    assert (served["questions"][1]["start"], served["questions"][1]["end"]) == (2, 4)
+    assert "column" not in tree.to_dict()["questions"][0]["answers"][0]
+    assert DecisionTree.from_dict(served).to_dict() == tree.to_dict()

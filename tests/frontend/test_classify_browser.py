@@ -16,6 +16,7 @@ from PIL import Image
 
 from classifications.models import Classification, SubjectStatus
 from tests.frontend.conftest import PHONE, make_galaxies, shot
+from workflows.shipped import DECALS_DR5, GZ2
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -180,7 +181,7 @@ def test_offline_submission_is_queued_survives_reload_and_is_stored_once(open_pa
     page.wait_for_function("JSON.parse(localStorage.getItem('gz-outbox-v1') || '[]').length === 0")
     (classification,) = stored(galaxy)
     assert classification.idempotency_key == key and classification.counted
-    assert SubjectStatus.objects.get(galaxy__id_str=galaxy, workflow__slug="gz-decals-dr5").classification_count == 1
+    assert SubjectStatus.objects.get(galaxy__id_str=galaxy, workflow__slug=DECALS_DR5).classification_count == 1
     assert "response lost" in attempts and attempts.count("aborted") >= 1
 
 
@@ -325,14 +326,14 @@ def test_any_workflow_tree_renders_and_is_followed_exactly(open_page):
     first-answer branch that the tree document defines."""
     from workflows.models import Workflow
 
-    tree = Workflow.objects.get(slug="gz2").decision_tree
+    tree = Workflow.objects.get(slug=GZ2).decision_tree
     expected, key = [], tree.first
     while key is not None:
         answer = tree.question(key).answers[0]
         expected.append((key, answer.key))
         key = answer.next
     make_galaxies(1)
-    page = open_page("/classify/gz2/")
+    page = open_page(f"/classify/{GZ2}/")
     galaxy = wait_ready(page)
     for question, _ in expected:
         assert current_question(page) == question
@@ -342,3 +343,28 @@ def test_any_workflow_tree_renders_and_is_followed_exactly(open_page):
     page.keyboard.press("Enter")
     page.wait_for_selector(".feedback-q")
     assert [c.annotations for c in stored(galaxy)] == [as_annotations(expected)]
+
+
+def test_each_galaxy_detail_is_fetched_once_and_the_feedback_counts_the_new_vote(open_page):
+    """The still-open check and the feedback share one detail request per galaxy; the vote
+    just made is added to the tally that request returned."""
+    (galaxy,) = make_galaxies(1)
+    status = SubjectStatus.objects.get(galaxy=galaxy, workflow__slug=DECALS_DR5)
+    status.vote_counts = {"smooth-or-featured_smooth": 1, "smooth-or-featured_featured-or-disk": 2}
+    status.classification_count = 3
+    status.save()
+    page = open_page("/classify/")
+    details = []
+    page.on("request", lambda request: details.append(request.url) if "/api/galaxies/" in request.url else None)
+    assert wait_ready(page) == galaxy.id_str
+    page.wait_for_selector(f"#classify-app[data-checked='{galaxy.id_str}']")
+    for key in ("1", "1", "1"):  # smooth, round, no merger
+        page.keyboard.press(key)
+    page.click("#done")
+    page.wait_for_selector(".feedback-q")
+    assert len(details) == 1 and galaxy.id_str in unquote(details[0])
+    assert "Volunteers (4 so far)" in page.inner_text(".feedback")
+    first = page.locator(".feedback-q").first
+    assert first.locator("li.mine .label").inner_text().startswith("Smooth")
+    assert first.locator("li.mine .value").inner_text().startswith("50%")
+    assert page.js_errors == []

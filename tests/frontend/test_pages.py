@@ -9,12 +9,14 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from classifications.models import Classification
-from classifications.services import Volunteer, submit_classification
+from classifications.services import Submission, submit_classification
+from classifications.volunteers import Volunteer
 from frontend.models import FieldGuideExample
 from frontend.services import import_field_guide_images, pick_field_guide_examples
 from tests.frontend.conftest import make_galaxies
 from tests.platform.factories import decals_smooth_path
 from workflows.models import Workflow
+from workflows.shipped import DECALS_DR5, GZ2
 
 pytestmark = pytest.mark.django_db
 
@@ -26,22 +28,22 @@ FEATURED_EDGE_ON = [{"question": "smooth-or-featured", "answer": "featured-or-di
 
 @pytest.fixture
 def decals():
-    return Workflow.objects.get(slug="gz-decals-dr5")
+    return Workflow.objects.get(slug=DECALS_DR5)
 
 
 def vote(workflow, galaxy, annotations, *, volunteer="v1", simulated=False):
-    return submit_classification(workflow=workflow, galaxy_id_str=galaxy.id_str,
-                                 volunteer=Volunteer.anonymous(volunteer), annotations=annotations,
-                                 idempotency_key=uuid.uuid4().hex, is_simulated=simulated).classification
+    return submit_classification(submission=Submission(workflow_slug=workflow.slug, galaxy_id_str=galaxy.id_str,
+                                                       annotations=annotations, idempotency_key=uuid.uuid4().hex),
+                                 volunteer=Volunteer.anonymous(volunteer), is_simulated=simulated).classification
 
 
 def test_pages_render_and_set_the_csrf_cookie(client):
-    for path in ("/", "/classify/", "/classify/gz2/", "/me/", "/accounts/login/", "/accounts/signup/"):
+    for path in ("/", "/classify/", f"/classify/{GZ2}/", "/me/", "/accounts/login/", "/accounts/signup/"):
         response = client.get(path)
         assert response.status_code == 200, path
     assert "csrftoken" in client.get("/classify/").cookies
     page = client.get("/classify/").content.decode()
-    assert 'data-workflow="gz-decals-dr5"' in page and "/api/workflows/gz-decals-dr5/" in page
+    assert f'data-workflow="{DECALS_DR5}"' in page and f"/api/workflows/{DECALS_DR5}/" in page
     assert "site.css" in client.get("/accounts/login/").content.decode()  # allauth inside the site layout
     assert client.get("/classify/no-such-workflow/").status_code == 404
 
@@ -60,13 +62,14 @@ def test_site_stats_count_real_volunteers_and_report_no_model(decals):
 def test_field_guide_lists_every_answer_with_attached_examples(decals):
     (galaxy,) = make_galaxies(1, size=16)
     FieldGuideExample.objects.create(workflow=decals, question="bar", answer="strong", galaxy=galaxy, caption="clear bar")
-    body = APIClient().get("/api/site/field-guide/gz-decals-dr5/").json()
+    body = APIClient().get(f"/api/site/field-guide/{DECALS_DR5}/").json()
     tree = decals.decision_tree
     assert [q["key"] for q in body["questions"]] == list(tree.question_keys)
     bar = next(q for q in body["questions"] if q["key"] == "bar")
     strong = next(a for a in bar["answers"] if a["key"] == "strong")
     assert strong["examples"] == [{"image_url": galaxy.image.url, "caption": "clear bar", "galaxy": galaxy.id_str}]
     assert strong["help"] == tree.question("bar").answer("strong").help
+    assert strong["column"] == "bar_strong"
     assert all(a["examples"] == [] for a in bar["answers"] if a["key"] != "strong")
 
 
@@ -157,8 +160,9 @@ def test_claiming_leaves_galaxies_the_account_already_classified(decals, django_
 
     user = django_user_model.objects.create_user("ada", password="x")
     both, only_anon = make_galaxies(2, size=16)
-    submit_classification(workflow=decals, galaxy_id_str=both.id_str, volunteer=Volunteer.for_user(user.id),
-                          annotations=decals_smooth_path(), idempotency_key=uuid.uuid4().hex)
+    submit_classification(submission=Submission(workflow_slug=decals.slug, galaxy_id_str=both.id_str,
+                                                annotations=decals_smooth_path(), idempotency_key=uuid.uuid4().hex),
+                          volunteer=Volunteer.for_user(user.id))
     vote(decals, both, decals_smooth_path(), volunteer="s1")
     vote(decals, only_anon, decals_smooth_path(), volunteer="s1")
     assert claim_anonymous_classifications(anonymous_key="anon:s1", user_id=user.id) == 1

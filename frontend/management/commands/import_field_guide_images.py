@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from frontend.services import import_field_guide_images
 from workflows.models import Workflow
+from workflows.shipped import DEFAULT_WORKFLOW
 
 
 class Command(BaseCommand):
@@ -11,7 +12,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("directory", type=Path)
-        parser.add_argument("--workflow", default="gz-decals-dr5", help="Workflow slug (default gz-decals-dr5).")
+        parser.add_argument("--workflow", default=DEFAULT_WORKFLOW, help=f"Workflow slug (default {DEFAULT_WORKFLOW}).")
 
     def handle(self, *args, directory, workflow, **options):
         found = Workflow.objects.filter(slug=workflow).first()

@@ -2,13 +2,14 @@ from django.core.management.base import BaseCommand, CommandError
 
 from frontend.services import pick_field_guide_examples
 from workflows.models import Workflow
+from workflows.shipped import DEFAULT_WORKFLOW
 
 
 class Command(BaseCommand):
     help = "Attach field-guide examples: the galaxies whose votes agree most strongly on each answer."
 
     def add_arguments(self, parser):
-        parser.add_argument("--workflow", default="gz-decals-dr5", help="Workflow slug (default gz-decals-dr5).")
+        parser.add_argument("--workflow", default=DEFAULT_WORKFLOW, help=f"Workflow slug (default {DEFAULT_WORKFLOW}).")
         parser.add_argument("--per-answer", type=int, default=3, help="Examples per answer (default 3).")
         parser.add_argument("--min-votes", type=int, default=5,
                             help="Only galaxies with at least this many votes on the question (default 5).")

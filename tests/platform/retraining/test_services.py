@@ -1,4 +1,4 @@
-"""The loop in one process (the same service code the Celery tasks call): training on a
+"""The loop in one process (the same pipeline steps the Celery tasks chain): training on a
 snapshot, hold-out metrics, catalogue predictions, priorities, warm start, roll-back, and
 the status machine's guards."""
 
@@ -19,8 +19,7 @@ from classifications.selectors import next_subjects
 from retraining.errors import CannotActivate, RunAlreadyActive, RunFinished
 from retraining.models import ModelVersion, Prediction, TrainingRun
 from retraining.pipeline import execute_run_inline, sha256_of
-from retraining.services import (
-    activate_model_version,
+from retraining.runs import (
     cancel_training_run,
     claim_run,
     maybe_start_automatic_run,
@@ -29,6 +28,7 @@ from retraining.services import (
     start_training_run,
     worker_identity,
 )
+from retraining.services import activate_model_version
 
 from .conftest import TINY_TRAINING, make_galaxies, seed_votes
 
@@ -47,8 +47,7 @@ def test_run_trains_predicts_activates_and_rolls_back(decals):
     galaxies = make_galaxies(30)
     seed_votes(decals, galaxies[:24], volunteers=3)
 
-    run = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN, overrides=TINY_TRAINING,
-                             dispatch=False)
+    run = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN, overrides=TINY_TRAINING)
     assert run.full_retrain and run.init_model_version is None  # nothing to warm-start from
     run = execute_run_inline(run_id=run.pk, log=lambda _m: None)
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
@@ -90,7 +89,7 @@ def test_run_trains_predicts_activates_and_rolls_back(decals):
 
     # A second run warm-starts from the active model and replaces it; roll-back restores v1's priorities.
     second = execute_run_inline(run_id=start_training_run(
-        workflow=decals, trigger=TrainingRun.Trigger.API, overrides=TINY_TRAINING, dispatch=False).pk,
+        workflow=decals, trigger=TrainingRun.Trigger.API, overrides=TINY_TRAINING).pk,
         log=lambda _m: None)
     assert second.status == TrainingRun.Status.SUCCEEDED and second.init_model_version_id == first.pk
     assert not second.full_retrain
@@ -102,9 +101,9 @@ def test_run_trains_predicts_activates_and_rolls_back(decals):
 
 
 def test_only_one_unfinished_run_per_workflow(decals):
-    start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN, dispatch=False)
+    start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)
     with pytest.raises(RunAlreadyActive):
-        start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN, dispatch=False)
+        start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)
     with pytest.raises(IntegrityError), transaction.atomic():  # the database enforces it too
         TrainingRun.objects.create(workflow=decals, workflow_version=1, tree_hash=decals.tree_hash,
                                    trigger="api", status=TrainingRun.Status.RUNNING)
@@ -117,7 +116,7 @@ def dead_pid() -> int:
 
 
 def test_claim_walks_the_status_machine(decals):
-    run = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN, dispatch=False)
+    run = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)
     claim = claim_run(run_id=run.pk, worker=worker_identity())
     assert claim is not None and not claim.resumed and claim.run.attempt == 1
     # A redelivered message while this (live) worker trains does nothing.
@@ -138,14 +137,14 @@ def test_claim_walks_the_status_machine(decals):
 
 
 def test_reaper_fails_silent_runs_and_frees_the_workflow(decals):
-    run = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN, dispatch=False)
+    run = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)
     claim_run(run_id=run.pk, worker="elsewhere:1")
     assert reap_stale_runs() == []  # heartbeat is fresh
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
     assert reap_stale_runs() == [run.pk]
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.FAILED and "no heartbeat" in run.error
-    retry = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN, dispatch=False)
+    retry = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)
     assert retry.status == TrainingRun.Status.QUEUED
 
     # After training, prediction chunks may queue behind other work: only the training time limit reaps.
@@ -160,7 +159,7 @@ def test_reaper_fails_silent_runs_and_frees_the_workflow(decals):
 def test_too_little_data_fails_the_run_naming_the_reason(decals):
     seed_votes(decals, make_galaxies(3), volunteers=1)
     run = execute_run_inline(run_id=start_training_run(
-        workflow=decals, trigger=TrainingRun.Trigger.ADMIN, overrides=TINY_TRAINING, dispatch=False).pk)
+        workflow=decals, trigger=TrainingRun.Trigger.ADMIN, overrides=TINY_TRAINING).pk)
     assert run.status == TrainingRun.Status.FAILED
     assert "needs at least 5 classified galaxies" in run.error
     assert not ModelVersion.objects.exists()
@@ -216,5 +215,6 @@ def test_unreachable_broker_fails_the_run_instead_of_leaving_it_queued(decals, m
     monkeypatch.setattr(tasks.train_model, "delay", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         run = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.API)
+        tasks.enqueue_training(run.pk)
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.FAILED and "Connection refused" in run.error

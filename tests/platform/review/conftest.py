@@ -7,7 +7,8 @@ import uuid
 import pytest
 from django.contrib.auth import get_user_model
 
-from classifications.services import Volunteer, ensure_subject_statuses, submit_classification
+from classifications.services import Submission, ensure_subject_statuses, submit_classification
+from classifications.volunteers import Volunteer
 from retraining.models import ModelVersion, Prediction
 from review.access import grant_scientist
 from tests.platform.factories import GalaxyFactory
@@ -65,9 +66,9 @@ def scored(workflow):
 
 def vote(workflow: Workflow, galaxy, annotations, count: int, prefix: str = "v") -> None:
     for n in range(count):
-        submit_classification(workflow=workflow, galaxy_id_str=galaxy.id_str,
-                              volunteer=Volunteer.anonymous(f"{prefix}-{galaxy.pk}-{n}-{random.random()}"),
-                              annotations=annotations, idempotency_key=uuid.uuid4().hex)
+        submit_classification(submission=Submission(workflow_slug=workflow.slug, galaxy_id_str=galaxy.id_str,
+                                                    annotations=annotations, idempotency_key=uuid.uuid4().hex),
+                              volunteer=Volunteer.anonymous(f"{prefix}-{galaxy.pk}-{n}-{random.random()}"))
 
 
 @pytest.fixture

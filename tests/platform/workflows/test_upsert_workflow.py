@@ -10,6 +10,7 @@ from classifier.tree import DecisionTree, TreeDefinitionError
 from tests.platform.factories import GalaxyFactory
 from workflows.models import Workflow, WorkflowVersion
 from workflows.services import upsert_workflow
+from workflows.shipped import DECALS_DR5, GZ2
 
 pytestmark = pytest.mark.django_db
 
@@ -71,9 +72,9 @@ def test_fresh_instances_see_the_new_tree_after_an_update():
 
 
 def test_shipped_workflow_tree_matches_the_shipped_file():
-    workflow = Workflow.objects.get(slug="gz-decals-dr5")
+    workflow = Workflow.objects.get(slug=DECALS_DR5)
     assert workflow.tree_hash == DecisionTree.load("decals_dr5").version_hash
-    assert upsert_workflow(slug="gz-decals-dr5", tree=DecisionTree.load("decals_dr5")).version == workflow.version
+    assert upsert_workflow(slug=DECALS_DR5, tree=DecisionTree.load("decals_dr5")).version == workflow.version
 
 
 def test_malformed_tree_is_refused_and_nothing_changes():
@@ -99,8 +100,19 @@ def test_settings_are_updated_and_statuses_created_for_existing_galaxies():
 def test_install_shipped_workflows_restores_only_the_missing_ones():
     from workflows.services import install_shipped_workflows
 
-    Workflow.objects.filter(slug="gz2").delete()
+    Workflow.objects.filter(slug=GZ2).delete()
     restored = install_shipped_workflows()
-    assert [w.slug for w in restored] == ["gz2"]
-    assert Workflow.objects.get(slug="gz2").decision_tree.n_answers == 37
+    assert [w.slug for w in restored] == [GZ2]
+    assert Workflow.objects.get(slug=GZ2).decision_tree.n_answers == 37
     assert install_shipped_workflows() == []
+
+
+def test_the_api_serves_the_tree_with_each_answers_column_and_index():
+    from rest_framework.test import APIClient
+
+    tree = APIClient().get(f"/api/workflows/{DECALS_DR5}/").json()["tree"]
+    decision_tree = Workflow.objects.get(slug=DECALS_DR5).decision_tree
+    served = [(a["column"], a["index"]) for q in tree["questions"] for a in q["answers"]]
+    assert served == [(a.column, a.index) for a in decision_tree.answers]
+    assert [(q["start"], q["end"]) for q in tree["questions"]] == list(decision_tree.question_slices)
+    assert DecisionTree.from_dict(tree).to_dict() == decision_tree.to_dict()

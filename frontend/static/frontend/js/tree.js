@@ -1,4 +1,5 @@
-// Walking a workflow's decision tree: the same document the server validates against.
+// Walking a workflow's decision tree: the same document the server validates against, as the
+// workflow API serves it (each answer with its vote column).
 
 export class TreeWalk {
   constructor(tree) {
@@ -13,10 +14,9 @@ export class TreeWalk {
   get finished() { return this.current === null; }
 
   choose(answerKey) {
-    const question = this.question;
-    const answer = question && question.answers.find((a) => a.key === answerKey);
+    const answer = this.answer(this.current, answerKey);
     if (!answer) throw new Error(`'${answerKey}' is not an answer of '${this.current}'`);
-    this.steps.push({ question: question.key, answer: answer.key });
+    this.steps.push({ question: this.current, answer: answer.key });
     this.current = answer.next ?? null;
     return answer;
   }
@@ -31,10 +31,12 @@ export class TreeWalk {
 
   annotations() { return this.steps.map((s) => ({ ...s })); }
 
+  answer(questionKey, answerKey) {
+    return this.byKey.get(questionKey)?.answers.find((a) => a.key === answerKey) ?? null;
+  }
+
   label(questionKey, answerKey) {
-    const question = this.byKey.get(questionKey);
-    const answer = question && question.answers.find((a) => a.key === answerKey);
-    return answer ? answer.label : answerKey;
+    return this.answer(questionKey, answerKey)?.label ?? answerKey;
   }
 
   // Longest number of questions still to answer from `key` (the tree is acyclic).

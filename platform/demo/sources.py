@@ -3,8 +3,8 @@
 * Real galaxies cut out of the Hubble eXtreme Deep Field colour image that scikit-image ships
   (``skimage.data.hubble_deep_field()``, read from the package, no download).
 * Simulated galaxies (Sérsic bulge + exponential disk, optional bar and logarithmic spiral arms)
-  rendered with numpy, with their parameters and the decision-tree answers they imply stored in
-  ``metadata`` so simulated volunteers can answer from the truth.
+  rendered with numpy, with their parameters and the answers they imply in each shipped tree
+  stored in ``metadata`` so simulated volunteers can answer from the truth.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from classifier.simulation import appearance_from_metadata, expected_path
+from classifier.tree import DecisionTree
+from workflows.shipped import SHIPPED_WORKFLOWS
 
 CUTOUT_PX = 256
 
@@ -119,31 +123,11 @@ def _sersic(r: np.ndarray, r_eff: float, n: float) -> np.ndarray:
     return np.exp(-b_n * ((r / r_eff) ** (1.0 / n) - 1.0))
 
 
-def _expected_answers(p: dict[str, Any]) -> list[dict[str, str]]:
-    """The GZ DECaLS DR5 decision-tree path a careful volunteer would give for these parameters."""
-    path: list[tuple[str, str]] = []
-    if p["kind"] == "elliptical":
-        q = p["axis_ratio"]
-        path += [("smooth-or-featured", "smooth"),
-                 ("how-rounded", "round" if q > 0.75 else "in-between" if q > 0.4 else "cigar-shaped")]
-    elif p["kind"] == "edge-on":
-        path += [("smooth-or-featured", "featured-or-disk"), ("disk-edge-on", "yes"),
-                 ("edge-on-bulge", "rounded" if p["bulge_fraction"] > 0.25 else "none")]
-    else:
-        bar = "strong" if p["bar_strength"] > 0.6 else "weak" if p["bar_strength"] > 0.2 else "no"
-        path += [("smooth-or-featured", "featured-or-disk"), ("disk-edge-on", "no"), ("bar", bar)]
-        if p["spiral_arms"]:
-            pitch = p["pitch_angle_deg"]
-            path += [("has-spiral-arms", "yes"),
-                     ("spiral-winding", "tight" if pitch < 15 else "medium" if pitch < 25 else "loose"),
-                     ("spiral-arm-count", str(p["spiral_arms"]) if p["spiral_arms"] <= 4 else "more-than-4")]
-        else:
-            path += [("has-spiral-arms", "no")]
-        bf = p["bulge_fraction"]
-        path += [("bulge-size", "dominant" if bf > 0.6 else "large" if bf > 0.4 else "moderate" if bf > 0.2
-                  else "small" if bf > 0.05 else "none")]
-    path += [("merging", "none")]
-    return [{"question": q, "answer": a} for q, a in path]
+def expected_answers(params: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """Per shipped workflow, the answers a careful volunteer gives a galaxy of these parameters
+    (read off each tree's own answer hints, see classifier.simulation)."""
+    appearance = appearance_from_metadata({"simulation": params})
+    return {slug: expected_path(DecisionTree.load(tree_name), appearance) for slug, tree_name in SHIPPED_WORKFLOWS.items()}
 
 
 def _simulation_parameters(rng: np.random.Generator) -> dict[str, Any]:
@@ -216,6 +200,5 @@ def simulated_galaxies(*, count: int = SIM_COUNT, seed: int = SIM_SEED) -> list[
         galaxies.append(DemoGalaxy(
             id_str=f"SIM-{index + 1:04d}", ra=round(ra, 6), dec=round(dec, 6), rgb=render_simulated(params, rng=rng),
             survey=SIM_SURVEY, pixel_scale=SIM_PIXEL_SCALE, is_simulated=True,
-            metadata={"simulation": params, "expected_answers": {"gz-decals-dr5": _expected_answers(params)},
-                      "seed": seed}))
+            metadata={"simulation": params, "expected_answers": expected_answers(params), "seed": seed}))
     return galaxies

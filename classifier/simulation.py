@@ -1,37 +1,40 @@
-"""Simulated volunteers for the demo, so its first model has votes to learn from.
+"""Simulated volunteers: how a galaxy looks, and the answers a volunteer gives it.
 
-A simulated galaxy carries its true parameters and the answers they imply
-(``metadata["simulation"]``, ``metadata["expected_answers"][workflow]``): simulated volunteers
-give those answers, each with their own noise level. Elsewhere a galaxy's *appearance* (how
-featured, edge-on, spiral, barred, bulgy, round, disturbed it looks) comes from the known
-parameters or, for real cutouts such as the Hubble XDF ones, from simple image measurements
-(light concentration, ellipticity from second moments, 180° asymmetry), and volunteers answer
-from it. Every classification is stored
-through the normal submit service with ``is_simulated=True``.
+A galaxy's *appearance* (how featured, edge-on, spiral, barred, bulgy, round, disturbed it
+looks, how tightly wound and how many arms) comes from known parameters of a simulated
+galaxy or, for real cutouts, from simple image measurements (light concentration,
+ellipticity from second moments, 180° asymmetry). Each answer of a tree says how its weight
+follows the appearance, in the tree document itself (``"simulate"`` on the answer), so no
+tree is written out a second time here:
+
+* linear: ``{"bias": 1, "featured": -1}`` weighs ``1 − featured`` (clipped at 0);
+* ordinal: ``{"near": {"bulge": 0.7}, "sharpness": 3}`` weighs ``exp(−3·|0.7 − bulge|)``,
+  for graded answers (bulge size, roundness...), peaking at the answer's level.
+
+A question without hints is answered uniformly. Pure numpy and Pillow: the platform's demo
+stores the simulated votes through its own services.
 """
 
 from __future__ import annotations
 
+import math
 import random
-import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from classifications.services import Volunteer, submit_classification
-from classifier.tree import DecisionTree
-from galaxies.models import Galaxy
-from workflows.models import Workflow
+from classifier.tree import Answer, DecisionTree, Question
 
-SIMULATED_VOLUNTEER_PREFIX = "sim"
+HINT_FIELD = "simulate"
+DEFAULT_SHARPNESS = 3.0
 
 
 @dataclass(frozen=True)
 class Appearance:
-    """Probabilities (0–1) a careful volunteer would give each feature."""
+    """Probabilities or levels (0–1) a careful volunteer would give each feature."""
 
     featured: float = 0.5
     edge_on: float = 0.2
@@ -41,6 +44,11 @@ class Appearance:
     roundness: float = 0.7  # 1 round … 0 cigar-shaped
     disturbed: float = 0.1
     artifact: float = 0.02
+    winding: float = 0.5  # 1 tight … 0 loose spiral arms
+    arms: float = 0.4  # number of spiral arms / 5 (0.4: two arms)
+
+
+FEATURES = frozenset(f.name for f in fields(Appearance))
 
 
 def _clip(value: Any) -> float:
@@ -53,6 +61,7 @@ METADATA_KEYS = {"featured": "featured", "p_featured": "featured", "edge_on": "e
 KIND_APPEARANCE = {"elliptical": {"featured": 0.08, "spiral": 0.0, "edge_on": 0.0},
                    "spiral": {"featured": 0.92, "edge_on": 0.05}, "barred-spiral": {"featured": 0.95, "edge_on": 0.05},
                    "edge-on": {"featured": 0.9, "edge_on": 0.95}}
+ARMS_SCALE = 5  # "more than 4" arms is the top of the scale
 
 
 def appearance_from_metadata(metadata: Mapping[str, Any]) -> Appearance | None:
@@ -64,8 +73,13 @@ def appearance_from_metadata(metadata: Mapping[str, Any]) -> Appearance | None:
     for key, name in METADATA_KEYS.items():
         if isinstance(source.get(key), (int, float, bool)):
             values[name] = _clip(source[key])
-    if isinstance(source.get("n_arms"), (int, float)):
-        values.setdefault("spiral", 1.0 if source["n_arms"] > 0 else 0.0)
+    for key in ("n_arms", "spiral_arms"):
+        if isinstance(source.get(key), (int, float)) and not isinstance(source[key], bool):
+            values.setdefault("spiral", 1.0 if source[key] > 0 else 0.0)
+            if source[key] > 0:
+                values["arms"] = _clip(source[key] / ARMS_SCALE)
+    if isinstance(source.get("pitch_angle_deg"), (int, float)):
+        values["winding"] = _clip((30 - source["pitch_angle_deg"]) / 20)  # 10° tight … 30° loose
     if isinstance(source.get("ellipticity"), (int, float)):
         values["roundness"] = _clip(1 - source["ellipticity"])
         values.setdefault("edge_on", _clip((source["ellipticity"] - 0.5) * 3))
@@ -111,52 +125,53 @@ def appearance_from_image(path: str) -> Appearance:
                       artifact=0.02)
 
 
-def appearance_of(galaxy: Galaxy) -> Appearance:
-    return appearance_from_metadata(galaxy.metadata or {}) or appearance_from_image(galaxy.image.path)
+def _answer_weight(question: Question, answer: Answer, appearance: Appearance) -> float:
+    hint = answer.extra.get(HINT_FIELD)
+    if not isinstance(hint, Mapping):
+        raise ValueError(f"answer '{question.key}.{answer.key}': '{HINT_FIELD}' must be an object, got {hint!r}")
+    if "near" in hint:
+        (feature, level), = dict(hint["near"]).items()
+        _check_feature(question, answer, feature)
+        sharpness = float(hint.get("sharpness", DEFAULT_SHARPNESS))
+        return math.exp(-sharpness * abs(float(level) - getattr(appearance, feature)))
+    weight = float(hint.get("bias", 0.0))
+    for feature, coefficient in hint.items():
+        if feature != "bias":
+            _check_feature(question, answer, feature)
+            weight += float(coefficient) * getattr(appearance, feature)
+    return max(weight, 0.0)
 
 
-def _peaked(n: int, position: float, sharpness: float = 3.0) -> list[float]:
-    """Weights over ``n`` ordered answers peaking at ``position`` in [0, 1]."""
-    weights = [np.exp(-sharpness * abs(i / max(n - 1, 1) - position)) for i in range(n)]
-    return [w / sum(weights) for w in weights]
+def _check_feature(question: Question, answer: Answer, feature: str) -> None:
+    if feature not in FEATURES:
+        raise ValueError(f"answer '{question.key}.{answer.key}': unknown feature '{feature}' in '{HINT_FIELD}' "
+                         f"(known: {', '.join(sorted(FEATURES))})")
 
 
-def _binary(p: float) -> list[float]:
-    return [p, 1 - p]
+def answer_weights(question: Question, appearance: Appearance) -> list[float]:
+    """Relative chance of each answer (tree order) for a careful volunteer; uniform when the
+    question carries no hints. Hints on only some answers of a question are an error."""
+    hinted = [HINT_FIELD in a.extra for a in question.answers]
+    if not any(hinted):
+        return [1.0] * len(question.answers)
+    if not all(hinted):
+        missing = [a.key for a, has in zip(question.answers, hinted) if not has]
+        raise ValueError(f"question '{question.key}': answers {missing} have no '{HINT_FIELD}' hint")
+    weights = [_answer_weight(question, a, appearance) for a in question.answers]
+    return weights if sum(weights) > 0 else [1.0] * len(weights)
 
 
-def _bar(a: Appearance, n: int) -> list[float]:
-    """'strong'/'weak'/…/'no': the bar probability shared by every 'yes' grade, 'no' last."""
-    return [a.bar / (n - 1)] * (n - 1) + [1 - a.bar]
-
-
-# Answer weights per question key of the shipped trees (answers in tree order).
-ANSWER_WEIGHTS: dict[str, Callable[[Appearance], list[float]]] = {
-    "smooth-or-featured": lambda a: [(1 - a.featured) * (1 - a.artifact), a.featured * (1 - a.artifact), a.artifact],
-    "smooth-or-features": lambda a: [(1 - a.featured) * (1 - a.artifact), a.featured * (1 - a.artifact), a.artifact],
-    "disk-edge-on": lambda a: _binary(a.edge_on),
-    "edge-on": lambda a: _binary(a.edge_on),
-    "has-spiral-arms": lambda a: _binary(a.spiral),
-    "spiral": lambda a: _binary(a.spiral),
-    "bulge-size": lambda a: _peaked(5, 1 - a.bulge),
-    "bulge-prominence": lambda a: _peaked(4, a.bulge),
-    "how-rounded": lambda a: _peaked(3, 1 - a.roundness),
-    "edge-on-bulge": lambda a: [0.15, 1 - a.bulge, a.bulge],
-    "bulge-shape": lambda a: [a.bulge, 0.15, 1 - a.bulge],
-    "spiral-winding": lambda a: [0.3, 0.4, 0.3],
-    "arm-winding": lambda a: [0.3, 0.4, 0.3],
-    "spiral-arm-count": lambda a: [0.08, 0.5, 0.12, 0.05, 0.05, 0.2],
-    "arm-count": lambda a: [0.08, 0.5, 0.12, 0.05, 0.05, 0.2],
-    "merging": lambda a: _peaked(4, a.disturbed, 4.0),
-    "odd": lambda a: _binary(_clip(0.05 + a.disturbed)),
-    "odd-feature": lambda a: [0.15, 0.05, a.disturbed + 0.05, a.disturbed / 2 + 0.05, 0.1, a.disturbed / 2, 0.05],
-}
-
-
-def expected_answers(galaxy: Galaxy, workflow: Workflow) -> dict[str, str]:
-    """The answers a simulated galaxy's known parameters imply for this workflow, if stored."""
-    path = ((galaxy.metadata or {}).get("expected_answers") or {}).get(workflow.slug) or []
-    return {step["question"]: step["answer"] for step in path if isinstance(step, Mapping) and "question" in step}
+def expected_path(tree: DecisionTree, appearance: Appearance) -> list[dict[str, str]]:
+    """The answers a careful volunteer gives a galaxy of known appearance: the most likely
+    answer of each question along the way."""
+    path, key = [], tree.first
+    while key is not None:
+        question = tree.question(key)
+        weights = answer_weights(question, appearance)
+        answer = question.answers[weights.index(max(weights))]
+        path.append({"question": key, "answer": answer.key})
+        key = answer.next
+    return path
 
 
 def simulated_annotations(tree: DecisionTree, appearance: Appearance, rng: random.Random, noise: float,
@@ -166,36 +181,14 @@ def simulated_annotations(tree: DecisionTree, appearance: Appearance, rng: rando
     annotations, key = [], tree.first
     while key is not None:
         question = tree.question(key)
-        n = len(question.answers)
         known = question.answer((expected or {}).get(key, ""))
         if known is not None:
             weights = [1.0 if a.key == known.key else 0.0 for a in question.answers]
         else:
-            weights = _bar(appearance, n) if key == "bar" else ANSWER_WEIGHTS.get(key, lambda a: [1.0] * n)(appearance)
-        if len(weights) != n or rng.random() < noise:
-            weights = [1.0] * n
+            weights = answer_weights(question, appearance)
+        if rng.random() < noise:
+            weights = [1.0] * len(question.answers)
         answer = rng.choices(question.answers, weights=weights)[0]
         annotations.append({"question": key, "answer": answer.key})
         key = answer.next
     return annotations
-
-
-def seed_simulated_votes(*, workflow: Workflow, galaxies: Iterable[Galaxy], votes_per_galaxy: tuple[int, int] = (3, 8),
-                         seed: int = 0) -> int:
-    """Simulated volunteers classify each galaxy (a random number of them within the range,
-    each with their own noise level); returns how many classifications were stored."""
-    rng = random.Random(seed)
-    tree = workflow.decision_tree
-    noise = [rng.uniform(0.05, 0.3) for _ in range(votes_per_galaxy[1])]
-    stored = 0
-    for galaxy in galaxies:
-        appearance, expected = appearance_of(galaxy), expected_answers(galaxy, workflow)
-        for volunteer in rng.sample(range(len(noise)), rng.randint(*votes_per_galaxy)):
-            result = submit_classification(
-                workflow=workflow, galaxy_id_str=galaxy.id_str,
-                volunteer=Volunteer(key=f"{SIMULATED_VOLUNTEER_PREFIX}:{volunteer}"),
-                annotations=simulated_annotations(tree, appearance, rng, noise[volunteer], expected),
-                idempotency_key=f"sim-{uuid.uuid4().hex}", is_simulated=True)
-            stored += result.created
-    return stored
-

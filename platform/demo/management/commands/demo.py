@@ -11,27 +11,28 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from config import REPO_ROOT
+from demo.services import load_demo_galaxies
+from demo.services import prepare_demo_model as train_first_model
 from galaxies.models import Galaxy
-from galaxies.services import load_demo_galaxies
+from workflows.models import Workflow
+from workflows.shipped import DECALS_DR5
 
+DEMO_WORKFLOW = DECALS_DR5
 DEMO_ADMIN_USERNAME = "admin"
 DEMO_ADMIN_PASSWORD = "admin"  # local demo only; the message tells the user to change it elsewhere
 WORKER_STOP_TIMEOUT_S = 15
 
 
 def prepare_demo_model(*, stdout) -> None:
-    """Hook for retraining: seed simulated votes and train/activate the first model for the demo.
+    """Seed simulated votes and train/activate the first model for the demo.
 
     Called once per `manage.py demo` after the galaxies and the admin exist; idempotent (nothing
     happens once the workflow has an active model). Trains in this process before the server
     starts, so the site opens on a finished run and a model-driven queue.
     """
-    from retraining.services import prepare_demo_model as train_first_model
-    from workflows.models import Workflow
-
-    workflow = Workflow.objects.filter(slug="gz-decals-dr5").first()
+    workflow = Workflow.objects.filter(slug=DEMO_WORKFLOW).first()
     if workflow is None:
-        stdout.write("No 'gz-decals-dr5' workflow: the demo starts without a model (random queue).")
+        stdout.write(f"No '{DEMO_WORKFLOW}' workflow: the demo starts without a model (random queue).")
         return
     train_first_model(workflow=workflow, log=stdout.write)
 
@@ -95,14 +96,11 @@ class Command(BaseCommand):
         self.attach_field_guide_examples()
 
     def attach_field_guide_examples(self) -> None:
-        """Answer buttons show example galaxies: pick them from the (simulated) demo votes."""
-        from frontend.services import pick_field_guide_examples
-        from workflows.models import Workflow
-
-        workflow = Workflow.objects.filter(slug="gz-decals-dr5").first()
-        if workflow is not None:
-            created = pick_field_guide_examples(workflow=workflow, per_answer=3, min_votes=3, replace=False)
-            self.stdout.write(f"Field guide: {created} example galaxies attached to answers")
+        """Answer buttons show example galaxies picked from the (simulated) demo votes. The
+        volunteer UI's own command does it: nothing in platform/ imports frontend."""
+        if Workflow.objects.filter(slug=DEMO_WORKFLOW).exists():
+            call_command("pick_field_guide_examples", workflow=DEMO_WORKFLOW, per_answer=3, min_votes=3,
+                         stdout=self.stdout)
 
     def stop_worker(self, worker: subprocess.Popen) -> None:
         if worker.poll() is None:

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from galaxies.services import load_demo_galaxies
+from demo.services import load_demo_galaxies
 
 
 class Command(BaseCommand):

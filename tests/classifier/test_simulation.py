@@ -1,4 +1,5 @@
-"""Simulated volunteers (the demo's seed votes) and the demo's first model."""
+"""Simulated volunteers (the demo's seed votes): appearance from parameters or images, and
+walks down the trees following each answer's own hints."""
 
 import random
 
@@ -6,12 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifications.models import Classification, SubjectStatus
-from retraining.models import ModelVersion, TrainingRun
-from retraining.services import prepare_demo_model
-from retraining.simulation import appearance_from_image, appearance_from_metadata, simulated_annotations
-
-from .conftest import TINY_TRAINING, make_galaxies
+from classifier.simulation import (
+    Appearance,
+    answer_weights,
+    appearance_from_image,
+    appearance_from_metadata,
+    expected_path,
+    simulated_annotations,
+)
+from classifier.tree import SHIPPED_TREES, DecisionTree
 
 
 def blob(tmp_path, name: str, axis_ratio: float, lopsided: bool = False) -> str:
@@ -40,14 +44,10 @@ def test_known_parameters_of_simulated_galaxies_take_precedence():
     assert appearance_from_metadata({"survey_note": "x"}) is None
 
 
-@pytest.mark.django_db
 def test_simulated_walks_are_valid_for_both_shipped_trees():
-    from workflows.models import Workflow
-
     appearance = appearance_from_metadata({"featured": 0.9, "spiral": 1.0, "ellipticity": 0.1})
     rng = random.Random(0)
-    for workflow in Workflow.objects.filter(slug__in=["gz-decals-dr5", "gz2"]):
-        tree = workflow.decision_tree
+    for tree in map(DecisionTree.load, SHIPPED_TREES):
         walks = [simulated_annotations(tree, appearance, rng, noise=0.1) for _ in range(200)]
         for walk in walks:
             tree.validate_annotations(walk)  # raises on an invalid path
@@ -55,23 +55,7 @@ def test_simulated_walks_are_valid_for_both_shipped_trees():
         assert featured > 0.75
 
 
-@pytest.mark.django_db
-def test_demo_gets_simulated_votes_and_a_first_model(decals, settings):
-    settings.RETRAIN_DEMO_OVERRIDES = TINY_TRAINING
-    make_galaxies(30)
-    run = prepare_demo_model(workflow=decals, log=lambda _m: None)
-    assert run.status == TrainingRun.Status.SUCCEEDED and run.trigger == TrainingRun.Trigger.DEMO, run.error
-    votes = Classification.objects.filter(workflow=decals)
-    assert votes.exists() and not votes.filter(is_simulated=False).exists()
-    assert run.snapshot_simulated_classifications == run.snapshot_classifications == votes.count()
-    assert not SubjectStatus.objects.filter(workflow=decals, retired_at__isnull=False).exists()
-    assert ModelVersion.objects.get(workflow=decals, is_active=True).run == run
-    assert prepare_demo_model(workflow=decals, log=lambda _m: None) is None  # already has a model
-
-
 def test_volunteers_follow_the_known_answers_of_simulated_galaxies_with_noise():
-    from classifier.tree import DecisionTree
-
     tree = DecisionTree.load("decals_dr5")
     metadata = {"simulation": {"kind": "edge-on", "axis_ratio": 0.15, "bulge_fraction": 0.3},
                 "expected_answers": {"gz-decals-dr5": [
@@ -85,3 +69,36 @@ def test_volunteers_follow_the_known_answers_of_simulated_galaxies_with_noise():
     walks = [simulated_annotations(tree, appearance, rng, noise=0.2, expected=expected) for _ in range(500)]
     exact = sum(w == metadata["expected_answers"]["gz-decals-dr5"] for w in walks) / len(walks)
     assert 0.35 < exact < 0.8  # most follow the truth; noise makes some answers guesses
+
+
+def test_every_answer_of_the_shipped_trees_carries_a_hint_the_simulation_reads():
+    for tree in map(DecisionTree.load, SHIPPED_TREES):
+        for question in tree.questions:
+            assert all("simulate" in answer.extra for answer in question.answers), question.key
+            assert len(answer_weights(question, Appearance())) == len(question.answers)
+
+
+def test_hints_drive_the_weights_and_the_expected_path():
+    tree = DecisionTree.load("decals_dr5")
+    smooth = tree.question("smooth-or-featured")
+    assert answer_weights(smooth, Appearance(featured=0.2, artifact=0.0)) == pytest.approx([0.8, 0.2, 0.0])
+    bulge = tree.question("bulge-size")
+    big, none = answer_weights(bulge, Appearance(bulge=0.7)), answer_weights(bulge, Appearance(bulge=0.0))
+    assert big.index(max(big)) == 0 and none.index(max(none)) == 4
+    spiral = Appearance(featured=0.95, edge_on=0.0, spiral=1.0, bar=0.0, winding=1.0, arms=0.6)
+    assert [(s["question"], s["answer"]) for s in expected_path(tree, spiral)][:6] == [
+        ("smooth-or-featured", "featured-or-disk"), ("disk-edge-on", "no"), ("bar", "no"),
+        ("has-spiral-arms", "yes"), ("spiral-winding", "tight"), ("spiral-arm-count", "3")]
+
+
+def test_malformed_hints_are_refused_naming_the_answer():
+    def tree_with(hints):
+        return DecisionTree.from_dict({"first": "q", "questions": [{"key": "q", "answers": [
+            {"key": key, "next": None, **({"simulate": hint} if hint is not None else {})}
+            for key, hint in hints.items()]}]})
+
+    assert answer_weights(tree_with({"a": None, "b": None}).question("q"), Appearance()) == [1.0, 1.0]
+    with pytest.raises(ValueError, match="answers \\['b'\\] have no 'simulate' hint"):
+        answer_weights(tree_with({"a": {"bias": 1}, "b": None}).question("q"), Appearance())
+    with pytest.raises(ValueError, match="answer 'q.a': unknown feature 'sparkle'"):
+        answer_weights(tree_with({"a": {"sparkle": 1}, "b": {"bias": 1}}).question("q"), Appearance())

@@ -7,9 +7,9 @@ from django.core.management import call_command
 
 from classifications.models import SubjectStatus
 from classifier.tree import load_tree
-from galaxies import demo_sources
+from demo import sources as demo_sources
+from demo.management.commands import demo as demo_command
 from galaxies.imaging import radec_from_iau_name
-from galaxies.management.commands import demo as demo_command
 from galaxies.models import Galaxy
 from workflows.models import Workflow
 

@@ -1,0 +1,312 @@
+"""The training run's state machine, and the only code that writes a ``TrainingRun``.
+
+``queued → running → succeeded | failed | cancelled``; while running, ``stage`` goes
+``training → predicting → applying → done``. Every transition locks the run row, re-checks
+its status (and, for a worker's writes, that its attempt still owns the run) and then
+writes, so a redelivered or late message is harmless. The run log gets one line per
+transition, always through :func:`_log`. Nothing here sends tasks or imports torch: the
+pipeline computes, this module records, ``tasks`` chains the next step.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from classifications.models import Classification
+from workflows.models import Workflow
+
+from .errors import CannotActivate, RunAlreadyActive, RunFinished
+from .models import ModelVersion, Prediction, TrainingRun
+from .services import activate_model_version
+
+
+class RunLost(RuntimeError):
+    """The run was cancelled, reaped or taken over while this process worked on it."""
+
+
+def _log(run: TrainingRun, message: str) -> None:
+    run.log = f"{run.log}{timezone.now():%Y-%m-%d %H:%M:%S} {message}\n"
+
+
+def worker_identity() -> str:
+    """``host:pid`` of this process, recorded on the run it trains."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    status = Path(f"/proc/{pid}/status")
+    if status.is_file():
+        try:
+            return "\nState:\tZ" not in status.read_text()
+        except OSError:
+            return True
+    return True
+
+
+def previous_attempt_is_dead(run: TrainingRun, *, now=None) -> bool:
+    """Whether the worker that last took the run up is gone: on this host we can ask the
+    kernel; elsewhere we go by the heartbeat."""
+    host, _, pid = run.worker.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        return not _pid_alive(int(pid))
+    now = now or timezone.now()
+    last_sign = run.heartbeat_at or run.started_at
+    return last_sign is None or now - last_sign > timedelta(seconds=settings.RETRAIN_HEARTBEAT_TIMEOUT)
+
+
+def _warm_start_version(workflow: Workflow) -> ModelVersion | None:
+    return ModelVersion.objects.filter(workflow=workflow, is_active=True, tree_hash=workflow.tree_hash).first()
+
+
+# ---------------------------------------------------------------- queued
+@transaction.atomic
+def start_training_run(*, workflow: Workflow, trigger: str, triggered_by_id: int | None = None,
+                       full_retrain: bool = False, preset: str | None = None,
+                       overrides: dict[str, Any] | None = None) -> TrainingRun:
+    """Queue a run of ``workflow``; the caller sends it to a worker (``tasks.enqueue_training``)
+    or executes it in-process (``pipeline.execute_run_inline``).
+
+    Warm-starts from the active model when its tree is the workflow's current tree, unless
+    ``full_retrain``. The training configuration is a ``TrainConfig`` preset
+    (``RETRAIN_TRAIN_PRESET`` unless ``preset``) plus ``RETRAIN_TRAIN_OVERRIDES`` and
+    ``overrides``. Raises :class:`RunAlreadyActive` while another run of the workflow is queued
+    or running (the database enforces it too)."""
+    reap_stale_runs(workflow=workflow)
+    active = TrainingRun.objects.filter(workflow=workflow, status__in=TrainingRun.ACTIVE_STATUSES).first()
+    if active is not None:
+        raise RunAlreadyActive(f"run {active.pk} of '{workflow.slug}' is already {active.status}", field="workflow",
+                               detail={"run": active.pk})
+    init = None if full_retrain else _warm_start_version(workflow)
+    run = TrainingRun(workflow=workflow, workflow_version=workflow.version, tree_hash=workflow.tree_hash,
+                      trigger=trigger, triggered_by_id=triggered_by_id, full_retrain=full_retrain or init is None,
+                      init_model_version=init,
+                      hyperparameters={"preset": preset or settings.RETRAIN_TRAIN_PRESET,
+                                       "overrides": {**settings.RETRAIN_TRAIN_OVERRIDES, **(overrides or {})}})
+    _log(run, f"queued by {trigger}" + (f", warm start from model v{init.number}" if init else ", full retrain"))
+    try:
+        with transaction.atomic():
+            run.save()
+    except IntegrityError as exc:
+        raise RunAlreadyActive(f"a run of '{workflow.slug}' is already queued or running", field="workflow") from exc
+    return run
+
+
+def maybe_start_automatic_run(*, workflow_id: int) -> TrainingRun | None:
+    """Queue a run once ``RETRAIN_AFTER_CLASSIFICATIONS`` counted classifications arrived
+    since the newest run's snapshot (0 disables). Cheap: it counts only rows newer than that."""
+    threshold = settings.RETRAIN_AFTER_CLASSIFICATIONS
+    if threshold <= 0:
+        return None
+    runs = TrainingRun.objects.filter(workflow_id=workflow_id)
+    if runs.filter(status__in=TrainingRun.ACTIVE_STATUSES).exists():
+        return None
+    since = runs.aggregate(last=Max("snapshot_last_classification_id"))["last"] or 0
+    new = Classification.objects.filter(workflow_id=workflow_id, counted=True, id__gt=since)[:threshold].count()
+    if new < threshold:
+        return None
+    try:
+        return start_training_run(workflow=Workflow.objects.get(pk=workflow_id), trigger=TrainingRun.Trigger.SCHEDULE)
+    except RunAlreadyActive:
+        return None
+
+
+# ---------------------------------------------------------------- running: training
+@dataclass(frozen=True)
+class Claim:
+    run: TrainingRun
+    resumed: bool
+
+
+@transaction.atomic
+def claim_run(*, run_id: int, worker: str) -> Claim | None:
+    """Take a run up for training. A queued run starts; a running run whose worker died is
+    taken over (training resumes from its last epoch); anything else — a duplicate delivery
+    while its worker is alive, a finished run — returns None and must be left alone."""
+    run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is None:
+        return None
+    now = timezone.now()
+    if run.status == TrainingRun.Status.QUEUED:
+        resumed = False
+        run.status, run.started_at = TrainingRun.Status.RUNNING, now
+        _log(run, f"started on {worker}")
+    elif (run.status == TrainingRun.Status.RUNNING and run.stage == TrainingRun.Stage.TRAINING
+          and previous_attempt_is_dead(run, now=now)):
+        resumed = True
+        _log(run, f"worker {run.worker} lost; attempt {run.attempt + 1} resumes on {worker}")
+    else:
+        return None
+    run.attempt += 1
+    run.worker, run.heartbeat_at, run.stage = worker, now, TrainingRun.Stage.TRAINING
+    run.save(update_fields=["status", "started_at", "attempt", "worker", "heartbeat_at", "stage", "log"])
+    return Claim(run=run, resumed=resumed)
+
+
+def _owned(run_id: int, attempt: int):
+    return TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING, attempt=attempt)
+
+
+def record_config(*, run_id: int, attempt: int, config: dict[str, Any]) -> None:
+    """Store the resolved training configuration next to the preset and overrides it came from."""
+    run = _owned(run_id, attempt).only("hyperparameters").first()
+    if run is None:
+        raise RunLost(f"run {run_id} is no longer running")
+    _owned(run_id, attempt).update(hyperparameters={**run.hyperparameters, "config": config})
+
+
+def record_snapshot(*, run_id: int, attempt: int, **snapshot: Any) -> None:
+    """Store where the frozen training set is and what it holds (``snapshot_*`` fields)."""
+    if not _owned(run_id, attempt).update(snapshot_taken_at=timezone.now(), **snapshot):
+        raise RunLost(f"run {run_id} is no longer running")
+
+
+def record_progress(*, run_id: int, attempt: int, progress: dict[str, Any],
+                    history: list[dict[str, Any]] | None = None) -> bool:
+    """Store progress and a heartbeat; False when the run is no longer this attempt's to
+    run (cancelled, reaped or taken over), which tells training to stop."""
+    fields: dict[str, Any] = {"progress": progress, "heartbeat_at": timezone.now()}
+    if history is not None:
+        fields["history"] = history
+    return bool(_owned(run_id, attempt).update(**fields))
+
+
+def record_model_version(*, run_id: int, attempt: int, checkpoint_name: str, checkpoint_sha256: str,
+                         checkpoint_bytes: int, metrics: dict[str, Any], train_metrics: dict[str, Any],
+                         history: list[dict[str, Any]], device: str, chunks: list[list[int]]) -> ModelVersion:
+    """Training → predicting: store an inactive version of the stored checkpoint and the
+    catalogue chunks to predict, all or nothing. Raises :class:`RunLost` unless this
+    attempt still owns the run."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run_id)
+        if run.status != TrainingRun.Status.RUNNING or run.attempt != attempt:
+            raise RunLost(f"run {run_id} is {run.status}")
+        workflow = Workflow.objects.select_for_update().get(pk=run.workflow_id)
+        number = (ModelVersion.objects.filter(workflow=workflow).aggregate(n=Max("number"))["n"] or 0) + 1
+        version = ModelVersion.objects.create(
+            workflow=workflow, number=number, run=run, checkpoint=checkpoint_name,
+            checkpoint_sha256=checkpoint_sha256, checkpoint_bytes=checkpoint_bytes, tree_hash=run.tree_hash,
+            answer_columns=list(workflow.decision_tree.answer_columns), metrics=metrics, train_metrics=train_metrics)
+        # An empty catalogue has nothing to predict: straight on to applying.
+        run.stage = TrainingRun.Stage.PREDICTING if chunks else TrainingRun.Stage.APPLYING
+        run.trained_at, run.device = timezone.now(), device
+        run.history = [{k: h.get(k) for k in ("epoch", "train_loss", "val_loss", "seconds")} for h in history]
+        run.prediction_chunks, run.prediction_chunks_done = chunks, []
+        run.heartbeat_at = timezone.now()
+        _log(run, f"trained model v{number}; predicting {len(chunks)} chunk(s)")
+        run.save()
+    return version
+
+
+@transaction.atomic
+def fail_run(*, run_id: int, attempt: int | None, error: str) -> bool:
+    """Mark an unfinished run failed (only if ``attempt`` still owns it). The active model is untouched."""
+    run = TrainingRun.objects.select_for_update().get(pk=run_id)
+    if run.status not in TrainingRun.ACTIVE_STATUSES or (attempt is not None and run.attempt != attempt):
+        return False
+    run.status, run.finished_at, run.error = TrainingRun.Status.FAILED, timezone.now(), error[-20000:]
+    _log(run, f"failed: {error.strip().splitlines()[-1] if error.strip() else 'unknown error'}")
+    run.save(update_fields=["status", "finished_at", "error", "log"])
+    return True
+
+
+@transaction.atomic
+def cancel_training_run(*, run_id: int) -> TrainingRun:
+    """Cancel a queued or running run at once; a worker still training it notices at its next
+    progress report and stops, and nothing it produces afterwards is kept."""
+    run = TrainingRun.objects.select_for_update().get(pk=run_id)
+    if run.is_finished:
+        raise RunFinished(f"run {run.pk} already {run.status}", field="run")
+    run.status, run.finished_at = TrainingRun.Status.CANCELLED, timezone.now()
+    _log(run, f"cancelled during stage '{run.stage}'")
+    run.save(update_fields=["status", "finished_at", "log"])
+    return run
+
+
+def reap_stale_runs(*, stale_after: timedelta | None = None, workflow: Workflow | None = None) -> list[int]:
+    """Fail running runs whose worker has stopped sending heartbeats (killed, OOM, lost
+    machine), so the workflow can train again; returns their ids."""
+    now = timezone.now()
+    stale_after = stale_after or timedelta(seconds=settings.RETRAIN_HEARTBEAT_TIMEOUT)
+    # Prediction chunks may wait behind other work in the gpu queue (their messages survive a
+    # worker loss), so after training a run is only given up after the training time limit.
+    silent_training = Q(stage=TrainingRun.Stage.TRAINING, heartbeat_at__lt=now - stale_after)
+    silent_after_training = Q(stage__in=[TrainingRun.Stage.PREDICTING, TrainingRun.Stage.APPLYING],
+                              heartbeat_at__lt=now - max(stale_after, timedelta(seconds=settings.RETRAIN_SOFT_TIME_LIMIT)))
+    candidates = TrainingRun.objects.filter(silent_training | silent_after_training, status=TrainingRun.Status.RUNNING)
+    if workflow is not None:
+        candidates = candidates.filter(workflow=workflow)
+    reaped = []
+    for run in candidates.only("pk", "attempt", "heartbeat_at"):
+        if fail_run(run_id=run.pk, attempt=run.attempt,
+                    error=f"worker lost: no heartbeat since {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"):
+            reaped.append(run.pk)
+    return reaped
+
+
+# ---------------------------------------------------------------- running: predicting, applying
+def still_predicting(run: TrainingRun, chunk_index: int) -> bool:
+    return (run.status == TrainingRun.Status.RUNNING and run.stage == TrainingRun.Stage.PREDICTING
+            and chunk_index not in run.prediction_chunks_done)
+
+
+@transaction.atomic
+def record_chunk(*, run_id: int, chunk_index: int, rows: list[Prediction]) -> bool | None:
+    """Store one predicted chunk (replacing rows of an earlier delivery) and mark it done; the
+    chunk that completes the set moves the run to 'applying'. Returns None when the chunk is
+    no longer wanted (done already, or the run moved on), else whether the set is complete."""
+    run = TrainingRun.objects.select_for_update().get(pk=run_id)
+    if not still_predicting(run, chunk_index):
+        return None
+    first, last = run.prediction_chunks[chunk_index]
+    version_id = ModelVersion.objects.only("pk").get(run_id=run_id).pk
+    Prediction.objects.filter(model_version_id=version_id, galaxy_id__gte=first, galaxy_id__lte=last).delete()
+    Prediction.objects.bulk_create(rows, batch_size=1000)
+    run.prediction_chunks_done = sorted([*run.prediction_chunks_done, chunk_index])
+    run.heartbeat_at = timezone.now()
+    run.progress = {"stage": "predict", "chunks_done": len(run.prediction_chunks_done),
+                    "chunks": len(run.prediction_chunks)}
+    complete = len(run.prediction_chunks_done) == len(run.prediction_chunks)
+    if complete:
+        run.stage = TrainingRun.Stage.APPLYING
+    run.save(update_fields=["prediction_chunks_done", "heartbeat_at", "progress", "stage"])
+    return complete
+
+
+@transaction.atomic
+def finish_run(*, run_id: int) -> TrainingRun:
+    """Applying → succeeded: the new version becomes active and its scores the queue
+    priorities, and the run succeeds — in one transaction, so the queue never mixes two
+    models. A version that cannot be activated fails the run instead."""
+    run = TrainingRun.objects.select_for_update(of=("self",)).select_related("model_version").get(pk=run_id)
+    if run.status != TrainingRun.Status.RUNNING or run.stage != TrainingRun.Stage.APPLYING:
+        return run
+    version = run.model_version
+    ModelVersion.objects.filter(pk=version.pk).update(predictions_complete=True)
+    try:
+        with transaction.atomic():
+            activate_model_version(model_version_id=version.pk)
+    except CannotActivate as exc:
+        run.status, run.error = TrainingRun.Status.FAILED, exc.message
+        _log(run, f"{run.status}: {run.error}")
+    else:
+        run.status, run.stage = TrainingRun.Status.SUCCEEDED, TrainingRun.Stage.DONE
+        _log(run, f"{run.status}: model v{version.number} active, queue priorities updated")
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "stage", "finished_at", "error", "log"])
+    return TrainingRun.objects.select_related("model_version").get(pk=run_id)
