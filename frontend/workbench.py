@@ -13,7 +13,7 @@ from core.errors import DomainError
 from galaxies.models import Galaxy
 from review import selectors, services
 from review.access import scientist_required
-from review.charts import posterior_svg
+from review.charts import learning_curves_svg, posterior_svg
 from review.models import Flag
 from review.params import parse_queue_query
 from workflows.models import Workflow
@@ -79,3 +79,35 @@ def posterior_chart(request: HttpRequest, slug: str, id_str: str) -> HttpRespons
     response = HttpResponse(svg, content_type="image/svg+xml")
     response["Cache-Control"] = "private, max-age=300"
     return response
+
+
+def _chosen(versions: list[dict], raw: str | None, default: dict | None) -> dict | None:
+    by_number = {str(v["number"]): v for v in versions}
+    return by_number.get(raw or "", default)
+
+
+@scientist_required
+def models(request: HttpRequest, slug: str) -> HttpResponse:
+    """The model dashboard: every version's hold-out figures, two of them side by side."""
+    workflow = get_object_or_404(Workflow, slug=slug)
+    versions = selectors.model_summaries(workflow=workflow)
+    active = next((v for v in versions if v["is_active"]), versions[0] if versions else None)
+    other = next((v for v in versions if v is not active), None)
+    left = _chosen(versions, request.GET.get("a"), active)
+    right = _chosen(versions, request.GET.get("b"), other)
+    pairs = []
+    if left:
+        right_questions = {q["question"]: q for q in (right or {}).get("questions", [])}
+        pairs = [(q, right_questions.get(q["question"])) for q in left["questions"]]
+    return render(request, "frontend/workbench/models.html", {
+        "workflow": workflow, "versions": versions, "left": left, "right": right, "pairs": pairs})
+
+
+@scientist_required
+def learning_curves(request: HttpRequest, slug: str) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, slug=slug)
+    versions = {str(v["number"]): v for v in selectors.model_summaries(workflow=workflow)}
+    chosen = [versions[n] for n in request.GET.getlist("v") if n in versions][:4]
+    curves = {f"v{v['number']}": v["history"] for v in chosen}
+    key = "learning-curves:" + hashlib.sha1(json.dumps(curves, sort_keys=True).encode()).hexdigest()
+    return HttpResponse(learning_curves_svg(cache_key=key, curves=curves), content_type="image/svg+xml")

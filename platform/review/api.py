@@ -164,3 +164,13 @@ class RetirementApi(WorkbenchApi):
             workflow=get_object_or_404(Workflow, slug=slug), galaxy=get_object_or_404(Galaxy, id_str=id_str),
             retire=data["retire"], reason=data["reason"], user_id=request.user.pk)
         return Response(RetirementOverrideSerializer(override).data, status=status.HTTP_201_CREATED)
+
+
+class ModelDashboardApi(WorkbenchApi):
+    @extend_schema(summary="Every model version with hold-out metrics per question, calibration and its run's "
+                           "learning curve (the model dashboard's data)",
+                   responses=inline_serializer("ModelSummaries", {"workflow": serializers.CharField(),
+                                                                  "versions": serializers.ListField()}))
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = get_object_or_404(Workflow, slug=slug)
+        return Response({"workflow": workflow.slug, "versions": selectors.model_summaries(workflow=workflow)})

@@ -68,3 +68,37 @@ def _draw(*, prediction: dict[str, Any] | None, votes: list[dict[str, Any]]) -> 
     figure.savefig(buffer, format="svg", transparent=True)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def learning_curves_svg(*, cache_key: str, curves: dict[str, list[dict[str, Any]]]) -> str:
+    """Training and validation loss per epoch of one or more runs (``{label: run.history}``)."""
+    cached = cache.get(cache_key)
+    if cached is not None:
+        return cached
+    figure, axes = plt.subplots(figsize=(6.4, 3.2), dpi=100)
+    figure.patch.set_alpha(0)
+    axes.set_facecolor("none")
+    colours = [MODEL, CROWD, "#7ee2a8", "#ff8a8a"]
+    for colour, (label, history) in zip(colours, curves.items()):
+        epochs = [h.get("epoch") for h in history]
+        for key, style in (("train_loss", "--"), ("val_loss", "-")):
+            values = [h.get(key) for h in history]
+            points = [(e, v) for e, v in zip(epochs, values) if e is not None and v is not None]
+            if points:
+                axes.plot(*zip(*points), style, color=colour, marker="o", markersize=3,
+                          label=f"{label} {'validation' if key == 'val_loss' else 'training'}")
+    axes.set_xlabel("epoch", color=MUTED, fontsize=8)
+    axes.set_ylabel("loss (Dirichlet–Multinomial NLL)", color=MUTED, fontsize=8)
+    axes.tick_params(colors=MUTED, labelsize=7)
+    axes.grid(color=GRID, linewidth=0.4)
+    for spine in axes.spines.values():
+        spine.set_visible(False)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(frameon=False, fontsize=7, labelcolor=TEXT)
+    figure.tight_layout()
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", transparent=True)
+    plt.close(figure)
+    svg = buffer.getvalue()
+    cache.set(cache_key, svg, CACHE_SECONDS)
+    return svg

@@ -215,3 +215,26 @@ def flags(*, galaxy: Galaxy | None = None, open_only: bool = False) -> QuerySet[
 
 def scores_ready(*, model_version: ModelVersion) -> bool:
     return ReviewScore.objects.filter(model_version=model_version).exists()
+
+
+def model_summaries(*, workflow: Workflow) -> list[dict[str, Any]]:
+    """Every model version of the workflow, newest first, with its hold-out headline figures
+    and its run's per-epoch losses (the dashboard's table, curves and JSON)."""
+    out = []
+    for version in ModelVersion.objects.filter(workflow=workflow).select_related("run").order_by("-number"):
+        metrics = version.metrics or {}
+        calibration = metrics.get("calibration") or {}
+        out.append({
+            "id": version.pk, "number": version.number, "is_active": version.is_active,
+            "created_at": version.created_at, "activated_at": version.activated_at,
+            "tree_matches": version.tree_hash == workflow.tree_hash,
+            "n_galaxies": metrics.get("n_galaxies"), "rmse": metrics.get("rmse"),
+            "fraction_coverage": calibration.get("fraction_coverage"), "vote_coverage": calibration.get("vote_coverage"),
+            "interval": calibration.get("interval"),
+            "questions": [{"question": key, **{k: q.get(k) for k in (
+                "n_confident", "accuracy", "rmse", "fraction_coverage", "vote_coverage", "confusion", "answers")}}
+                for key, q in (metrics.get("questions") or {}).items()],
+            "history": list(version.run.history) if version.run else [],
+            "run_id": version.run_id,
+        })
+    return out

@@ -16,5 +16,6 @@ urlpatterns = [
          name="review-retirement"),
     path("galaxies/<str:id_str>/flags/", api.FlagListCreateApi.as_view(), name="review-flags"),
     path("flags/<int:pk>/resolve/", api.ResolveFlagApi.as_view(), name="review-flag-resolve"),
+    path("workflows/<slug:slug>/models/", api.ModelDashboardApi.as_view(), name="review-models"),
     path("cone/", api.ConeSearchApi.as_view(), name="review-cone"),
 ]

@@ -32,6 +32,7 @@ def _endpoints(flag_id: int):
         ("post", reverse("review-flags", args=[G]), {"kind": "interesting", "comment": "ring?"}, 201),
         ("post", reverse("review-flag-resolve", args=[flag_id]), {"resolution": "fine"}, 200),
         ("get", reverse("review-cone") + "?ra=13&dec=0&radius=1", None, 200),
+        ("get", reverse("review-models", args=[WORKFLOW]), None, 200),
     ]
 
 
@@ -40,6 +41,8 @@ PAGES = [
     (lambda: reverse("workbench-queue", args=[WORKFLOW]), 200),
     (lambda: reverse("workbench-dossier", args=[WORKFLOW, G]), 200),
     (lambda: reverse("workbench-posterior", args=[WORKFLOW, G]), 200),
+    (lambda: reverse("workbench-models", args=[WORKFLOW]), 200),
+    (lambda: reverse("workbench-learning-curves", args=[WORKFLOW]) + "?v=1", 200),
 ]
 
 
