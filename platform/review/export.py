@@ -120,13 +120,20 @@ def catalog_chunks(*, layout: CatalogLayout, chunk_size: int | None = None,
             start += len(answers)
         for answer in columns:
             frame[f"{answer}_vote-fraction"] = fractions_by_column[answer]
+        # (fraction, lower, upper) × galaxy × model column, NaN where the model has no prediction.
+        predicted = np.full((3, len(ids), len(prediction_index)), np.nan)
+        bald = np.full(len(ids), np.nan)
+        for row, gid in enumerate(ids):
+            if gid in predictions:
+                fractions, lower, upper, acquisition = predictions[gid]
+                predicted[:, row] = (fractions, lower, upper)
+                bald[row] = acquisition
+        missing = np.full(len(ids), np.nan)
         for answer in columns:
             i = prediction_index.get(answer)
-            for name, k in (("fraction", 0), ("lower", 1), ("upper", 2)):
-                frame[f"{answer}_{name}"] = np.array(
-                    [predictions[gid][k][i] if gid in predictions and i is not None else np.nan for gid in ids],
-                    dtype=float)
-        frame["bald"] = np.array([predictions[gid][3] if gid in predictions else np.nan for gid in ids], dtype=float)
+            for k, name in enumerate(("fraction", "lower", "upper")):
+                frame[f"{answer}_{name}"] = predicted[k, :, i] if i is not None else missing
+        frame["bald"] = bald
         frame["retired"] = np.array([bool(statuses.get(gid) and statuses[gid][1]) for gid in ids])
         frame["retirement_reason"] = [statuses[gid][2] if gid in statuses and statuses[gid][1] else "" for gid in ids]
         frame["override_reason"] = [overrides.get(gid, "") for gid in ids]
