@@ -22,7 +22,7 @@ from .serializers import (
     ExpertClassificationSerializer,
     FlagInput,
     FlagSerializer,
-    QueueItemSerializer,
+    ReviewQueueItemSerializer,
     ResolveFlagInput,
     RetirementInput,
     RetirementOverrideSerializer,
@@ -44,7 +44,7 @@ def queue_body(*, workflow: Workflow, params) -> dict:
         items = [{**item, "separation_deg": separations[item["galaxy_id"]]} for item in items]
     return {"workflow": workflow.slug, "model_version": page.model_version.number, "page": page.page,
             "page_size": page.page_size, "has_next": page.has_next,
-            "results": QueueItemSerializer(items, many=True).data}
+            "results": ReviewQueueItemSerializer(items, many=True).data}
 
 
 class ReviewQueueApi(WorkbenchApi):
@@ -52,7 +52,7 @@ class ReviewQueueApi(WorkbenchApi):
                    parameters=QUEUE_PARAMETERS, responses=inline_serializer("ReviewQueuePage", {
                        "workflow": serializers.CharField(), "model_version": serializers.IntegerField(),
                        "page": serializers.IntegerField(), "page_size": serializers.IntegerField(),
-                       "has_next": serializers.BooleanField(), "results": QueueItemSerializer(many=True)}))
+                       "has_next": serializers.BooleanField(), "results": ReviewQueueItemSerializer(many=True)}))
     def get(self, request: Request, slug: str) -> Response:
         return Response(queue_body(workflow=get_object_or_404(Workflow, slug=slug), params=request.query_params))
 

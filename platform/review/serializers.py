@@ -74,7 +74,7 @@ class RetirementOverrideSerializer(serializers.ModelSerializer):
                   "created_by", "created_at"]
 
 
-class QueueItemSerializer(serializers.Serializer):
+class ReviewQueueItemSerializer(serializers.Serializer):
     galaxy_id = serializers.IntegerField()
     id_str = serializers.CharField()
     ra = serializers.FloatField()

@@ -90,3 +90,30 @@ def test_scientist_reviews_labels_flags_and_retires(scientist_page, catalogue):
 def test_volunteer_is_turned_away(open_page, live_server, catalogue):
     page = open_page(f"/workbench/{WORKFLOW}/")
     assert "/accounts/login/" in page.url
+
+
+def test_model_dashboard_compares_two_versions(scientist_page, catalogue):
+    import numpy as np
+
+    from classifier.metrics import evaluate
+    from classifier.schema import Schema
+    from retraining.models import TrainingRun
+
+    workflow, _ = catalogue
+    tree = workflow.decision_tree
+    rng = np.random.default_rng(0)
+    active = workflow.model_versions.get(number=1)
+    older = make_version(workflow, number=0, active=False)
+    for version, sharpness in ((older, 2.0), (active, 20.0)):
+        counts = rng.integers(0, 12, (60, tree.n_answers)).astype(float)
+        version.metrics = evaluate(rng.gamma(sharpness, 1.0, (60, 3, tree.n_answers)) + 0.1, counts, Schema(tree))
+        version.run = TrainingRun.objects.create(
+            workflow=workflow, workflow_version=workflow.version, tree_hash=workflow.tree_hash, trigger="admin",
+            status="succeeded", history=[{"epoch": e, "train_loss": 9 / (e + 1) + version.number,
+                                          "val_loss": 10 / (e + 1) + version.number} for e in range(6)])
+        version.save()
+    page = scientist_page(f"/workbench/{WORKFLOW}/models/?a=1&b=0")
+    assert "v1 | v0" in page.locator("#questions-title").inner_text()
+    page.wait_for_function("document.querySelector('.wb-curves').complete && document.querySelector('.wb-curves').naturalWidth")
+    shot(page, "workbench-models", full_page=True)
+    assert not page.js_errors
