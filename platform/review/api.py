@@ -22,10 +22,10 @@ from .serializers import (
     ExpertClassificationSerializer,
     FlagInput,
     FlagSerializer,
-    ReviewQueueItemSerializer,
     ResolveFlagInput,
     RetirementInput,
     RetirementOverrideSerializer,
+    ReviewQueueItemSerializer,
     parse,
 )
 

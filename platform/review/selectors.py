@@ -221,8 +221,10 @@ def model_summaries(*, workflow: Workflow) -> list[dict[str, Any]]:
     """Every model version of the workflow, newest first, with its hold-out headline figures
     and its run's per-epoch losses (the dashboard's table, curves and JSON)."""
     out = []
+    tree = workflow.decision_tree
     for version in ModelVersion.objects.filter(workflow=workflow).select_related("run").order_by("-number"):
         metrics = version.metrics or {}
+        per_question = metrics.get("questions") or {}
         calibration = metrics.get("calibration") or {}
         out.append({
             "id": version.pk, "number": version.number, "is_active": version.is_active,
@@ -231,10 +233,17 @@ def model_summaries(*, workflow: Workflow) -> list[dict[str, Any]]:
             "n_galaxies": metrics.get("n_galaxies"), "rmse": metrics.get("rmse"),
             "fraction_coverage": calibration.get("fraction_coverage"), "vote_coverage": calibration.get("vote_coverage"),
             "interval": calibration.get("interval"),
-            "questions": [{"question": key, **{k: q.get(k) for k in (
+            "questions": [{"question": key, **{k: per_question[key].get(k) for k in (
                 "n_confident", "accuracy", "rmse", "fraction_coverage", "vote_coverage", "confusion", "answers")}}
-                for key, q in (metrics.get("questions") or {}).items()],
+                for key in _tree_order(per_question, tree)],
             "history": list(version.run.history) if version.run else [],
             "run_id": version.run_id,
         })
     return out
+
+
+def _tree_order(per_question: dict[str, Any], tree) -> list[str]:
+    """Question keys in the tree's order (PostgreSQL's jsonb does not keep a dict's order),
+    then any the tree no longer has."""
+    known = [q.key for q in tree.questions if q.key in per_question]
+    return known + sorted(set(per_question) - set(known))
