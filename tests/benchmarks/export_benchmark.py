@@ -71,7 +71,9 @@ def _measured(fmt: str, out: Path, args) -> tuple[float, float, int]:
             "print(json.dumps(e.export_once(sys.argv[2], __import__('pathlib').Path(sys.argv[3]), sys.argv[4], "
             "int(sys.argv[5]))))")
     result = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent), fmt, str(out),
-                             args.database_url, str(args.chunk_size)], check=True, capture_output=True, text=True)
+                             args.database_url, str(args.chunk_size)], capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"export of {fmt} failed:\n{result.stderr[-3000:]}")
     import json
 
     seconds, peak, size = json.loads(result.stdout.strip().splitlines()[-1])
