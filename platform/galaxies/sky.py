@@ -72,25 +72,3 @@ def angular_separation_deg(ra1, dec1, ra2, dec2) -> np.ndarray:
     h = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
     return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
 
-
-def cone_search(*, ra: float, dec: float, radius_deg: float, queryset=None) -> list[tuple[int, float]]:
-    """``(galaxy id, separation in degrees)`` of every galaxy within the cone, nearest first.
-    The pixel ranges read only candidate rows through the ``healpix`` index; numpy then keeps
-    those truly inside."""
-    from django.db.models import Q
-
-    from .models import Galaxy
-
-    ranges = cone_pixel_ranges(ra, dec, radius_deg)
-    condition = Q()
-    for first, last in ranges:
-        condition |= Q(healpix__gte=first, healpix__lte=last)
-    rows = list((queryset if queryset is not None else Galaxy.objects).filter(condition)
-                .values_list("id", "ra", "dec"))
-    if not rows:
-        return []
-    ids, ras, decs = (np.asarray(column) for column in zip(*rows))
-    separation = angular_separation_deg(ra, dec, ras, decs)
-    inside = separation <= radius_deg
-    order = np.lexsort((ids[inside], separation[inside]))
-    return [(int(i), float(s)) for i, s in zip(ids[inside][order], separation[inside][order])]

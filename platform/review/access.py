@@ -1,4 +1,6 @@
-"""Who may use the scientists' workbench: members of the ``scientist`` group and admins.
+"""Who may use the scientists' workbench: holders of ``review.use_workbench`` — the
+``scientist`` group and superusers (roles by permission, as in core.permissions: ``is_staff``
+alone grants nothing).
 
 One check, used by every workbench page (``scientist_required``) and API
 (``IsScientist``), so the rule cannot drift between them."""
@@ -9,7 +11,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -18,6 +20,7 @@ from rest_framework.permissions import BasePermission
 from core.errors import DomainError
 
 SCIENTIST_GROUP = "scientist"
+WORKBENCH_PERMISSION = "review.use_workbench"
 
 
 class UnknownUser(DomainError):
@@ -25,22 +28,10 @@ class UnknownUser(DomainError):
     code = "unknown_user"
 
 
-def is_admin(user) -> bool:
-    return bool(user and user.is_authenticated and user.is_active and (user.is_superuser or user.is_staff))
-
-
 def can_use_workbench(user) -> bool:
-    """Scientists and admins; never anonymous visitors or plain volunteers. The group lookup
-    is cached on the user object for the rest of the request."""
-    if not (user and user.is_authenticated and user.is_active):
-        return False
-    if is_admin(user):
-        return True
-    cached = getattr(user, "_is_scientist", None)
-    if cached is None:
-        cached = user.groups.filter(name=SCIENTIST_GROUP).exists()
-        user._is_scientist = cached
-    return cached
+    """Scientists and superusers; never anonymous visitors or plain volunteers (Django caches
+    the user's permissions for the rest of the request)."""
+    return bool(user and user.is_authenticated and user.is_active and user.has_perm(WORKBENCH_PERMISSION))
 
 
 class IsScientist(BasePermission):
@@ -77,9 +68,20 @@ def grant_scientist(*, email: str) -> bool:
     if len(users) > 1:
         raise UnknownUser(f"{len(users)} accounts share the email {email!r}; grant it in the admin",
                           field="email")
-    group, _ = Group.objects.get_or_create(name=SCIENTIST_GROUP)
+    group = scientist_group()
     user = users[0]
     if user.groups.filter(pk=group.pk).exists():
         return False
     user.groups.add(group)
     return True
+
+
+def scientist_group() -> Group:
+    """The scientist group, holding the workbench permission (re-attached if a database flush
+    or an admin removed it)."""
+    group, _ = Group.objects.get_or_create(name=SCIENTIST_GROUP)
+    app_label, codename = WORKBENCH_PERMISSION.split(".")
+    permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+    if permission is not None:
+        group.permissions.add(permission)
+    return group

@@ -15,7 +15,7 @@ from workflows.models import Workflow
 
 from . import selectors, services
 from .access import IsScientist
-from .params import QUEUE_PARAMETERS, parse_int, parse_queue_query
+from .params import DEC_SCHEMA, QUEUE_PARAMETERS, RA_SCHEMA, RADIUS_SCHEMA, parse_int, parse_queue_query
 from .serializers import (
     ConeInput,
     ExpertClassificationInput,
@@ -77,9 +77,10 @@ class RefreshScoresApi(WorkbenchApi):
 
 class ConeSearchApi(WorkbenchApi):
     @extend_schema(summary="Galaxies within a cone, nearest first (HEALPix pre-selection, exact separation)",
-                   parameters=[OpenApiParameter("ra", float, required=True), OpenApiParameter("dec", float, required=True),
-                               OpenApiParameter("radius", float, required=True, description="Degrees"),
-                               OpenApiParameter("limit", int)],
+                   parameters=[OpenApiParameter("ra", RA_SCHEMA, required=True),
+                               OpenApiParameter("dec", DEC_SCHEMA, required=True),
+                               OpenApiParameter("radius", RADIUS_SCHEMA, required=True, description="Degrees"),
+                               OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
                    responses=inline_serializer("ConeResult", {"count": serializers.IntegerField(),
                                                               "results": serializers.ListField()}))
     def get(self, request: Request) -> Response:

@@ -21,7 +21,7 @@ CACHE_SECONDS = 24 * 3600
 def posterior_svg(*, cache_key: str, prediction: dict[str, Any] | None, votes: list[dict[str, Any]]) -> str:
     """Per question, each answer's model mean with its 90% credible interval beside the
     volunteers' vote fraction. ``prediction`` is a retraining ``prediction_block`` (or None),
-    ``votes`` a ``vote_summary``."""
+    ``votes`` a ``DecisionTree.summary``."""
     cached = cache.get(cache_key)
     if cached is None:
         cached = _draw(prediction=prediction, votes=votes)

@@ -29,6 +29,8 @@ class ExpertClassification(models.Model):
         ordering = ["-updated_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["workflow", "galaxy", "expert"],
                                                name="one_expert_classification_per_expert")]
+        # The workbench's role, held by the scientist group (and every superuser).
+        permissions = [("use_workbench", "Can use the scientists' workbench")]
 
     def __str__(self) -> str:
         return f"expert {self.expert_id} on {self.galaxy_id}"

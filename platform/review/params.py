@@ -9,6 +9,10 @@ from . import selectors
 from .errors import InvalidQuery
 from .serializers import ConeInput, parse
 
+RA_SCHEMA = {"type": "number", "minimum": 0, "maximum": 360}
+DEC_SCHEMA = {"type": "number", "minimum": -90, "maximum": 90}
+RADIUS_SCHEMA = {"type": "number", "minimum": 0, "maximum": settings.REVIEW_MAX_CONE_DEG}
+
 
 def parse_int(params, name: str, default: int, *, low: int, high: int) -> int:
     raw = params.get(name)
@@ -79,8 +83,9 @@ QUEUE_PARAMETERS = [
     OpenApiParameter("survey", str), OpenApiParameter("flag", str, enum=list(selectors.FLAG_FILTERS)),
     OpenApiParameter("expert", str, enum=list(selectors.EXPERT_FILTERS)),
     OpenApiParameter("retired", str, enum=["yes", "no"]),
-    OpenApiParameter("ra", float), OpenApiParameter("dec", float),
-    OpenApiParameter("radius", float, description="Cone radius, degrees"),
+    OpenApiParameter("ra", RA_SCHEMA), OpenApiParameter("dec", DEC_SCHEMA),
+    OpenApiParameter("radius", RADIUS_SCHEMA, description="Cone radius, degrees"),
     OpenApiParameter("q", str, description="Galaxy name (id_str, exact or prefix) or numeric id"),
-    OpenApiParameter("page", int), OpenApiParameter("page_size", int),
+    OpenApiParameter("page", {"type": "integer", "minimum": 1, "maximum": 100_000}),
+    OpenApiParameter("page_size", {"type": "integer", "minimum": 1, "maximum": settings.REVIEW_MAX_PAGE_SIZE}),
 ]

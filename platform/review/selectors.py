@@ -13,9 +13,8 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
 from classifications.models import Classification, SubjectStatus
-from classifications.selectors import vote_summary
 from galaxies.models import Galaxy
-from galaxies.sky import cone_search
+from galaxies.selectors import cone_search
 from retraining.models import ModelVersion, Prediction
 from retraining.selectors import active_model_version, prediction_block
 from workflows.models import Workflow
@@ -157,13 +156,14 @@ def find_galaxies(*, text: str, limit: int = 50) -> list[int]:
 
 
 def cone(*, ra: float, dec: float, radius_deg: float) -> list[tuple[int, float]]:
-    if not (0 <= ra < 360):
-        raise InvalidQuery("ra must be in [0, 360) degrees", field="ra")
+    """Galaxies within ``radius_deg`` of (ra, dec); RA 360 is RA 0."""
+    if not (0 <= ra <= 360):
+        raise InvalidQuery("ra must be in [0, 360] degrees", field="ra")
     if not (-90 <= dec <= 90):
         raise InvalidQuery("dec must be in [-90, 90] degrees", field="dec")
-    if not (0 < radius_deg <= settings.REVIEW_MAX_CONE_DEG):
-        raise InvalidQuery(f"radius must be in (0, {settings.REVIEW_MAX_CONE_DEG}] degrees", field="radius")
-    return cone_search(ra=ra, dec=dec, radius_deg=radius_deg)
+    if not (0 <= radius_deg <= settings.REVIEW_MAX_CONE_DEG):
+        raise InvalidQuery(f"radius must be in [0, {settings.REVIEW_MAX_CONE_DEG}] degrees", field="radius")
+    return cone_search(ra=ra % 360, dec=dec, radius_deg=radius_deg)
 
 
 def pseudonym(volunteer_key: str) -> str:
@@ -188,7 +188,7 @@ def galaxy_dossier(*, workflow: Workflow, galaxy: Galaxy, classifications_limit:
         "classification_count": status.classification_count if status else 0,
         "retired_at": status.retired_at if status else None,
         "retirement_reason": status.retirement_reason if status else "",
-        "votes": vote_summary(tree=tree, vote_counts=status.vote_counts if status else {}),
+        "votes": tree.summary(status.vote_counts if status else {}),
         "predictions": blocks,
         "active_prediction": next((b for b in blocks if b["active"]), None),
         "classifications": [{"pseudonym": pseudonym(c.volunteer_key), "annotations": c.annotations,

@@ -163,7 +163,7 @@ def percentiles(samples: list[float]) -> str:
 def measure(args) -> None:
     from django.http import QueryDict
 
-    from galaxies.sky import cone_search
+    from galaxies.selectors import cone_search
     from review.params import parse_queue_query
     from review.selectors import review_queue
     from workflows.models import Workflow

@@ -7,11 +7,11 @@ import pytest
 from astropy.coordinates import SkyCoord
 
 from galaxies.models import Galaxy
+from galaxies.selectors import cone_search
 from galaxies.sky import (
     STORED_ORDER,
     angular_separation_deg,
     cone_pixel_ranges,
-    cone_search,
     healpix_pixels,
     query_order,
 )

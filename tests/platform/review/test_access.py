@@ -2,6 +2,7 @@
 anonymous visitors out (403 JSON from the API; sign-in redirect or 403 from the pages)."""
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
@@ -100,6 +101,24 @@ def test_grant_scientist_command(users, capsys):
     assert grant_scientist(email="vol@example.org") is False
     with pytest.raises(CommandError, match="no account"):
         call_command("grant_scientist", "nobody@example.org")
+
+
+@pytest.mark.django_db
+def test_staff_alone_grants_nothing_the_permission_does(users):
+    from django.contrib.auth.models import Permission
+
+    staff = get_user_model().objects.create_user("clerk", "clerk@example.org", "pw-12345678", is_staff=True)
+    assert not can_use_workbench(staff)
+    staff.user_permissions.add(Permission.objects.get(codename="use_workbench"))
+    staff = get_user_model().objects.get(pk=staff.pk)  # a fresh permission cache
+    assert can_use_workbench(staff)
+
+
+@pytest.mark.django_db
+def test_the_migrated_group_holds_the_permission(db):
+    from django.contrib.auth.models import Group
+
+    assert Group.objects.get(name=SCIENTIST_GROUP).permissions.filter(codename="use_workbench").exists()
 
 
 @pytest.mark.django_db
