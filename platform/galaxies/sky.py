@@ -19,7 +19,6 @@ from astropy_healpix import HEALPix
 # reads a few pixels' worth of galaxies at any catalogue density a survey reaches.
 STORED_ORDER = 12
 MAX_QUERY_PIXELS = 16
-MAX_RADIUS_DEG = 180.0
 
 
 def _healpix(order: int) -> HEALPix:

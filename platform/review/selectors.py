@@ -213,10 +213,6 @@ def flags(*, galaxy: Galaxy | None = None, open_only: bool = False) -> QuerySet[
     return result.filter(resolved_at__isnull=True) if open_only else result
 
 
-def scores_ready(*, model_version: ModelVersion) -> bool:
-    return ReviewScore.objects.filter(model_version=model_version).exists()
-
-
 def model_summaries(*, workflow: Workflow) -> list[dict[str, Any]]:
     """Every model version of the workflow, newest first, with its hold-out headline figures
     and its run's per-epoch losses (the dashboard's table, curves and JSON)."""
