@@ -205,6 +205,12 @@ RETRAIN_PROGRESS_INTERVAL = env.float("RETRAIN_PROGRESS_INTERVAL", default=2.0)
 RETRAIN_HEARTBEAT_TIMEOUT = env.int("RETRAIN_HEARTBEAT_TIMEOUT", default=600)
 RETRAIN_SOFT_TIME_LIMIT = env.int("RETRAIN_SOFT_TIME_LIMIT", default=4 * 3600)
 RETRAIN_CHUNK_TIME_LIMIT = env.int("RETRAIN_CHUNK_TIME_LIMIT", default=1800)
+# The live queue (docs/retraining.md, "Live queue"): a Bayesian head on the active encoder's
+# stored embeddings, refreshed on the CPU queue after this many counted votes (0 disables).
+HEAD_REFRESH_AFTER_CLASSIFICATIONS = env.int("HEAD_REFRESH_AFTER_CLASSIFICATIONS", default=30)
+HEAD_REFRESH_CONFIG = env.json("HEAD_REFRESH_CONFIG", default={})  # classifier.heads.HeadConfig fields
+HEAD_REFRESH_KEEP_VERSIONS = env.int("HEAD_REFRESH_KEEP_VERSIONS", default=3)
+HEAD_REFRESH_TIME_LIMIT = env.int("HEAD_REFRESH_TIME_LIMIT", default=900)
 
 LOGGING = {
     "version": 1,

@@ -11,7 +11,7 @@ from classifications.services import set_queue_priorities
 from workflows.models import Workflow
 
 from .errors import CannotActivate
-from .models import ModelVersion, Prediction
+from .models import ModelVersion, Prediction, TrainingRun
 
 UNSCORED_PRIORITY = -1.0  # galaxies the active model has not scored yet queue after all scored ones
 
@@ -33,3 +33,20 @@ def activate_model_version(*, model_version_id: int) -> ModelVersion:
     set_queue_priorities(workflow_id=workflow.pk, scores=Prediction.objects.filter(model_version=version),
                          score_field="acquisition", default=UNSCORED_PRIORITY)
     return version
+
+
+@transaction.atomic
+def prune_head_predictions(*, workflow_id: int, keep: int) -> int:
+    """Delete the predictions of head versions older than the newest ``keep`` (never the
+    active one): a refresh a minute writes a catalogue of rows each time. A pruned version
+    stays in the registry with ``predictions_complete`` off, so it can no longer be activated;
+    encoder versions keep theirs (roll-back to them always works). Returns versions pruned."""
+    heads = ModelVersion.objects.filter(workflow_id=workflow_id, kind=TrainingRun.Kind.HEAD, predictions_complete=True,
+                                        is_active=False).order_by("-number")
+    newest = list(ModelVersion.objects.filter(workflow_id=workflow_id, kind=TrainingRun.Kind.HEAD)
+                  .order_by("-number").values_list("pk", flat=True)[:max(keep, 0)])
+    stale = list(heads.exclude(pk__in=newest).values_list("pk", flat=True))
+    if stale:
+        Prediction.objects.filter(model_version_id__in=stale).delete()
+        ModelVersion.objects.filter(pk__in=stale).update(predictions_complete=False)
+    return len(stale)
