@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.special import betaincinv
 
-from classifier.acquisition import predictive_entropy, tree_bald
+from classifier.acquisition import DEFAULT_EXACT_LIMIT, DEFAULT_MC_SAMPLES, predictive_entropy, tree_bald
 from classifier.data import eval_transform, load_images
 from classifier.heads import BatchedDirichletMLP, BayesianHead, HeadConfig
 from classifier.predict import (
@@ -133,11 +133,13 @@ def moment_matched_intervals(concentrations: np.ndarray, schema: Schema,
     return betaincinv(a, b, tail), betaincinv(a, b, 1 - tail)
 
 
-def score_embeddings(head: BayesianHead, embeddings: np.ndarray, *, n_total: float) -> HeadScores:
-    """Tree BALD, predictive entropy, mean fractions and 90% intervals from the head's samples."""
+def score_embeddings(head: BayesianHead, embeddings: np.ndarray, *, n_total: float,
+                     exact_limit: int = DEFAULT_EXACT_LIMIT, mc_samples: int = DEFAULT_MC_SAMPLES) -> HeadScores:
+    """Tree BALD, predictive entropy, mean fractions and 90% intervals from the head's samples
+    (``exact_limit``/``mc_samples`` as :func:`classifier.acquisition.tree_bald`)."""
     concentrations = head.sample_concentrations(embeddings)
     schema = head.schema
     lower, upper = moment_matched_intervals(concentrations, schema)
-    return HeadScores(mean_fractions(concentrations, schema), lower, upper,
-                      tree_bald(concentrations, schema, n_total=n_total), predictive_entropy(concentrations, schema),
-                      concentrations)
+    acquisition = tree_bald(concentrations, schema, n_total=n_total, exact_limit=exact_limit, mc_samples=mc_samples)
+    return HeadScores(mean_fractions(concentrations, schema), lower, upper, acquisition,
+                      predictive_entropy(concentrations, schema), concentrations)

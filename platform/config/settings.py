@@ -211,6 +211,9 @@ HEAD_REFRESH_AFTER_CLASSIFICATIONS = env.int("HEAD_REFRESH_AFTER_CLASSIFICATIONS
 HEAD_REFRESH_CONFIG = env.json("HEAD_REFRESH_CONFIG", default={})  # classifier.heads.HeadConfig fields
 HEAD_REFRESH_KEEP_VERSIONS = env.int("HEAD_REFRESH_KEEP_VERSIONS", default=3)
 HEAD_REFRESH_TIME_LIMIT = env.int("HEAD_REFRESH_TIME_LIMIT", default=900)
+# tree_bald's exact/Monte-Carlo switch and MC draws for the head's scores (classifier defaults).
+HEAD_REFRESH_BALD_EXACT_LIMIT = env.int("HEAD_REFRESH_BALD_EXACT_LIMIT", default=5000)
+HEAD_REFRESH_BALD_MC_SAMPLES = env.int("HEAD_REFRESH_BALD_MC_SAMPLES", default=256)
 
 LOGGING = {
     "version": 1,

@@ -406,11 +406,12 @@ def _train_and_apply_head(run: TrainingRun, timings: dict[str, float]) -> None:
 
     clock = time.perf_counter()
     scored_rows = _rows_of(embedded_ids, unretired)
-    scores = score_embeddings(head, embeddings[scored_rows], n_total=workflow.retirement_count)
+    bald = {"exact_limit": settings.HEAD_REFRESH_BALD_EXACT_LIMIT, "mc_samples": settings.HEAD_REFRESH_BALD_MC_SAMPLES}
+    scores = score_embeddings(head, embeddings[scored_rows], n_total=workflow.retirement_count, **bald)
     metrics: dict[str, Any] = {"n_galaxies": int(held.sum()), "note": "too few classified hold-out galaxies"}
     if held.sum() >= 2:
         held_scores = score_embeddings(head, embeddings[_rows_of(embedded_ids, voted_ids[held])],
-                                       n_total=workflow.retirement_count)
+                                       n_total=workflow.retirement_count, **bald)
         metrics = evaluate(held_scores.concentrations, counts[held], schema, lower=held_scores.lower,
                            upper=held_scores.upper)
     timings["score"] = time.perf_counter() - clock
