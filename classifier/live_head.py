@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.special import betaincinv
 
-from classifier.acquisition import DEFAULT_EXACT_LIMIT, DEFAULT_MC_SAMPLES, predictive_entropy, tree_bald
+from classifier.acquisition import predictive_entropy, tree_bald
 from classifier.data import eval_transform, load_images
 from classifier.heads import BatchedDirichletMLP, BayesianHead, HeadConfig
 from classifier.predict import (
@@ -133,13 +133,39 @@ def moment_matched_intervals(concentrations: np.ndarray, schema: Schema,
     return betaincinv(a, b, tail), betaincinv(a, b, 1 - tail)
 
 
+@dataclass(frozen=True)
+class BaldPlan:
+    """How to spend tree BALD's cost over a catalogue: every galaxy gets a cheap estimate
+    (``screen_*``: more questions by unbiased Monte Carlo, fewer draws) and the ``precise_top``
+    galaxies it ranks highest — the candidates for the next votes — get tree BALD at the
+    classifier's defaults. ``precise_top=0``: the defaults for every galaxy.
+
+    Measured on the DECaLS tree, 1,000 galaxies × 8 samples: the defaults cost 5.7 s; the
+    screen (100, 64) 1.0 s with Spearman 0.86 against them (top-100 overlap 68/100)."""
+
+    precise_top: int = 0
+    screen_exact_limit: int = 100
+    screen_mc_samples: int = 64
+
+
+def plan_bald(concentrations: np.ndarray, schema: Schema, *, n_total: float, plan: BaldPlan) -> np.ndarray:
+    """Tree BALD of every galaxy under ``plan`` (precise for all, or screened then precise for the top)."""
+    if plan.precise_top <= 0 or plan.precise_top >= len(concentrations):
+        return tree_bald(concentrations, schema, n_total=n_total)
+    scores = tree_bald(concentrations, schema, n_total=n_total, exact_limit=plan.screen_exact_limit,
+                       mc_samples=plan.screen_mc_samples)
+    top = np.argsort(-scores, kind="stable")[:plan.precise_top]
+    scores[top] = tree_bald(concentrations[top], schema, n_total=n_total)
+    return scores
+
+
 def score_embeddings(head: BayesianHead, embeddings: np.ndarray, *, n_total: float,
-                     exact_limit: int = DEFAULT_EXACT_LIMIT, mc_samples: int = DEFAULT_MC_SAMPLES) -> HeadScores:
-    """Tree BALD, predictive entropy, mean fractions and 90% intervals from the head's samples
-    (``exact_limit``/``mc_samples`` as :func:`classifier.acquisition.tree_bald`)."""
+                     plan: BaldPlan = BaldPlan()) -> HeadScores:
+    """Tree BALD (see :class:`BaldPlan`), predictive entropy, mean fractions and 90% intervals
+    from the head's samples."""
     concentrations = head.sample_concentrations(embeddings)
     schema = head.schema
     lower, upper = moment_matched_intervals(concentrations, schema)
-    acquisition = tree_bald(concentrations, schema, n_total=n_total, exact_limit=exact_limit, mc_samples=mc_samples)
+    acquisition = plan_bald(concentrations, schema, n_total=n_total, plan=plan)
     return HeadScores(mean_fractions(concentrations, schema), lower, upper, acquisition,
                       predictive_entropy(concentrations, schema), concentrations)

@@ -213,9 +213,12 @@ HEAD_REFRESH_AFTER_CLASSIFICATIONS = env.int("HEAD_REFRESH_AFTER_CLASSIFICATIONS
 HEAD_REFRESH_CONFIG = env.json("HEAD_REFRESH_CONFIG", default={})  # classifier.heads.HeadConfig fields
 HEAD_REFRESH_KEEP_VERSIONS = env.int("HEAD_REFRESH_KEEP_VERSIONS", default=3)
 HEAD_REFRESH_TIME_LIMIT = env.int("HEAD_REFRESH_TIME_LIMIT", default=900)
-# tree_bald's exact/Monte-Carlo switch and MC draws for the head's scores (classifier defaults).
-HEAD_REFRESH_BALD_EXACT_LIMIT = env.int("HEAD_REFRESH_BALD_EXACT_LIMIT", default=5000)
-HEAD_REFRESH_BALD_MC_SAMPLES = env.int("HEAD_REFRESH_BALD_MC_SAMPLES", default=256)
+# Tree BALD of a refresh (classifier.live_head.BaldPlan): a cheap estimate for every galaxy
+# (exact_limit, mc_samples of tree_bald), the classifier's defaults for the PRECISE_TOP best
+# (0: defaults for all). 5,000 is over an hour of votes at the expected rate.
+HEAD_REFRESH_PRECISE_TOP = env.int("HEAD_REFRESH_PRECISE_TOP", default=5000)
+HEAD_REFRESH_SCREEN_EXACT_LIMIT = env.int("HEAD_REFRESH_SCREEN_EXACT_LIMIT", default=100)
+HEAD_REFRESH_SCREEN_MC_SAMPLES = env.int("HEAD_REFRESH_SCREEN_MC_SAMPLES", default=64)
 
 LOGGING = {
     "version": 1,

@@ -373,7 +373,7 @@ def refresh_head(*, run_id: int, timings: dict[str, float] | None = None) -> Tra
 
 def _train_and_apply_head(run: TrainingRun, timings: dict[str, float]) -> None:
     from classifier.heads import HeadConfig, train_head
-    from classifier.live_head import head_to_bytes, score_embeddings
+    from classifier.live_head import BaldPlan, head_to_bytes, score_embeddings
     from classifier.metrics import evaluate
     from classifier.schema import Schema
 
@@ -406,12 +406,14 @@ def _train_and_apply_head(run: TrainingRun, timings: dict[str, float]) -> None:
 
     clock = time.perf_counter()
     scored_rows = _rows_of(embedded_ids, unretired)
-    bald = {"exact_limit": settings.HEAD_REFRESH_BALD_EXACT_LIMIT, "mc_samples": settings.HEAD_REFRESH_BALD_MC_SAMPLES}
-    scores = score_embeddings(head, embeddings[scored_rows], n_total=workflow.retirement_count, **bald)
+    plan = BaldPlan(precise_top=settings.HEAD_REFRESH_PRECISE_TOP,
+                    screen_exact_limit=settings.HEAD_REFRESH_SCREEN_EXACT_LIMIT,
+                    screen_mc_samples=settings.HEAD_REFRESH_SCREEN_MC_SAMPLES)
+    scores = score_embeddings(head, embeddings[scored_rows], n_total=workflow.retirement_count, plan=plan)
     metrics: dict[str, Any] = {"n_galaxies": int(held.sum()), "note": "too few classified hold-out galaxies"}
     if held.sum() >= 2:
         held_scores = score_embeddings(head, embeddings[_rows_of(embedded_ids, voted_ids[held])],
-                                       n_total=workflow.retirement_count, **bald)
+                                       n_total=workflow.retirement_count, plan=plan)
         metrics = evaluate(held_scores.concentrations, counts[held], schema, lower=held_scores.lower,
                            upper=held_scores.upper)
     timings["score"] = time.perf_counter() - clock

@@ -4,7 +4,7 @@
 
     python tests/benchmarks/head_refresh_benchmark.py --database-url postgres://postgres@127.0.0.1:5432/galaxy_j
     python tests/benchmarks/head_refresh_benchmark.py --galaxies 10000 --labelled 1000     # SQLite, smaller
-    python tests/benchmarks/head_refresh_benchmark.py ... --exact-limit 100 --mc-samples 64 # cheaper tree BALD
+    python tests/benchmarks/head_refresh_benchmark.py ... --precise-top 0   # tree BALD at the defaults for all
 
 It builds the catalogue as the platform stores it — galaxies, status rows with vote tallies,
 an active encoder version with its predictions and one float16 embedding per galaxy in
@@ -48,8 +48,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--labelled", type=int, default=5_000, help="galaxies with simulated vote tallies")
     parser.add_argument("--votes", type=int, default=10, help="simulated votes per labelled galaxy")
     parser.add_argument("--refreshes", type=int, default=2, help="head refreshes timed back to back")
-    parser.add_argument("--exact-limit", type=int, default=None, help="HEAD_REFRESH_BALD_EXACT_LIMIT")
-    parser.add_argument("--mc-samples", type=int, default=None, help="HEAD_REFRESH_BALD_MC_SAMPLES")
+    parser.add_argument("--precise-top", type=int, default=None, help="HEAD_REFRESH_PRECISE_TOP (default: setting)")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
@@ -138,7 +137,7 @@ def throughput(args: argparse.Namespace) -> None:
     from django.conf import settings
 
     from classifier.heads import HeadConfig, train_head
-    from classifier.live_head import score_embeddings
+    from classifier.live_head import BaldPlan, score_embeddings
     from retraining.models import ModelVersion
     from retraining.pipeline import head_training_set, load_embeddings
     from workflows.models import Workflow
@@ -158,9 +157,10 @@ def throughput(args: argparse.Namespace) -> None:
         samples = head.sample_concentrations(embeddings)
         sampling = time.perf_counter() - started
         started = time.perf_counter()
-        score_embeddings(head, scoring_sample, n_total=workflow.retirement_count,
-                         exact_limit=settings.HEAD_REFRESH_BALD_EXACT_LIMIT,
-                         mc_samples=settings.HEAD_REFRESH_BALD_MC_SAMPLES)
+        plan = BaldPlan(precise_top=min(settings.HEAD_REFRESH_PRECISE_TOP, len(scoring_sample) // 20),
+                        screen_exact_limit=settings.HEAD_REFRESH_SCREEN_EXACT_LIMIT,
+                        screen_mc_samples=settings.HEAD_REFRESH_SCREEN_MC_SAMPLES)
+        score_embeddings(head, scoring_sample, n_total=workflow.retirement_count, plan=plan)
         scoring = time.perf_counter() - started
         print(f"  {config.kind:<11} T={samples.shape[1]:>3}: samples {len(embeddings) / sampling:>10,.0f} galaxies/s "
               f"({len(embeddings):,} in {sampling:.2f} s); whole scoring step {len(scoring_sample) / scoring:>7,.0f} "
@@ -173,10 +173,8 @@ def main() -> None:
     os.environ.update({"VAR_DIR": str(workdir / "var"), "MEDIA_ROOT": str(workdir / "media"),
                        "RETRAIN_AFTER_CLASSIFICATIONS": "0", "HEAD_REFRESH_AFTER_CLASSIFICATIONS": "0",
                        "DJANGO_SETTINGS_MODULE": "config.settings"})
-    if args.exact_limit is not None:
-        os.environ["HEAD_REFRESH_BALD_EXACT_LIMIT"] = str(args.exact_limit)
-    if args.mc_samples is not None:
-        os.environ["HEAD_REFRESH_BALD_MC_SAMPLES"] = str(args.mc_samples)
+    if args.precise_top is not None:
+        os.environ["HEAD_REFRESH_PRECISE_TOP"] = str(args.precise_top)
     if args.database_url:
         os.environ["DATABASE_URL"] = args.database_url
     import django
@@ -194,8 +192,9 @@ def main() -> None:
     build_catalogue(args)
     print(f"catalogue: {args.galaxies:,} galaxies ({args.labelled:,} with {args.votes} votes), {DIM}-d float16 "
           f"embeddings ({2 * DIM} B each) in {connection.vendor}, built in {time.perf_counter() - started:.0f} s; "
-          f"tree BALD exact_limit={settings.HEAD_REFRESH_BALD_EXACT_LIMIT} "
-          f"mc_samples={settings.HEAD_REFRESH_BALD_MC_SAMPLES}", flush=True)
+          f"tree BALD: precise for the top {settings.HEAD_REFRESH_PRECISE_TOP or 'all'}, screen "
+          f"exact_limit={settings.HEAD_REFRESH_SCREEN_EXACT_LIMIT} mc_samples={settings.HEAD_REFRESH_SCREEN_MC_SAMPLES}",
+          flush=True)
     print(f"{'refresh':<9}{'load':>8}{'train':>8}{'score':>9}{'write':>8}{'prune':>8}{'total':>9}{'(CPU s)':>9}"
           f"{'rescored':>10}{'holdout RMSE':>14}")
     for refresh in range(1, args.refreshes + 1):

@@ -10,11 +10,13 @@ from classifier.data import load_images
 from classifier.embeddings import FrozenEncoder, encode_images
 from classifier.heads import HeadConfig, train_head
 from classifier.live_head import (
+    BaldPlan,
     embedding_bytes,
     embeddings_from_bytes,
     head_from_bytes,
     head_to_bytes,
     moment_matched_intervals,
+    plan_bald,
     predict_with_features,
     score_embeddings,
 )
@@ -101,3 +103,19 @@ def test_head_scores_are_tree_bald_entropy_and_fractions_of_the_heads_samples(sc
     np.testing.assert_allclose(scores.fractions, mean_fractions(samples, schema))
     assert scores.acquisition.std() > 0
     assert np.all(scores.lower <= scores.fractions + 1e-9) and np.all(scores.fractions <= scores.upper + 1e-9)
+
+
+def test_bald_plan_gives_the_top_candidates_precise_tree_bald_and_the_rest_the_screen(schema):
+    rng = np.random.default_rng(4)
+    centre = rng.normal(0, 1.5, size=(80, 1, 5))
+    concentrations = 1 + 100 / (1 + np.exp(-centre - rng.normal(0, 0.4, size=(80, 6, 5))))
+    plan = BaldPlan(precise_top=10, screen_exact_limit=2, screen_mc_samples=16)
+    scores = plan_bald(concentrations, schema, n_total=20, plan=plan)
+    screen = tree_bald(concentrations, schema, n_total=20, exact_limit=2, mc_samples=16)
+    top = np.argsort(-screen, kind="stable")[:10]
+    np.testing.assert_allclose(scores[top], tree_bald(concentrations[top], schema, n_total=20))
+    rest = np.setdiff1d(np.arange(80), top)
+    np.testing.assert_allclose(scores[rest], screen[rest])
+    assert not np.allclose(scores[top], screen[top])  # the screen is a different (noisier) estimate
+    everything = plan_bald(concentrations, schema, n_total=20, plan=BaldPlan(precise_top=0))
+    np.testing.assert_allclose(everything, tree_bald(concentrations, schema, n_total=20))
