@@ -1,5 +1,11 @@
 """Build the heavy tier for the two-tier simulation: encoders and their stored embeddings.
 
+    # the fixed split as catalogues (gz2_eval.csv, gz2_encoder.csv, gz2_pool.csv):
+    python tests/benchmarks/two_tier_encoders.py split --out /work/wt/artifacts
+    # the supervised encoder: the CNN on the encoder split's votes only
+    python -m classifier train --catalog /work/wt/artifacts/gz2_encoder.csv --images ../shared/data/gz2_kaggle \
+        --schema gz2 --out /work/wt/artifacts/encoder_supervised --epochs 18 --image-size 64 --crop-fraction 0.5 \
+        --batch-size 64 --lr 2e-3 --patience 6 --seed 0 --device cpu
     # self-supervised (SimCLR via lightly) on every gz2_kaggle image, no votes:
     python tests/benchmarks/two_tier_encoders.py ssl --out /work/wt/artifacts/encoder_ssl.pt --epochs 10
     # embeddings of every gz2_kaggle and decals_rings galaxy for each encoder:
@@ -26,11 +32,20 @@ sys.path.insert(0, str(REPO))
 
 from classifier.data import load_images, resolve_paths  # noqa: E402
 from classifier.embeddings import encode_paths, load_encoder, random_encoder, save_embeddings  # noqa: E402
+from classifier.splits import hash_split  # noqa: E402
 from classifier.ssl import SSLConfig, train_ssl_encoder  # noqa: E402
 
 SHARED = Path(os.environ.get("SHARED_DATA", REPO / ".." / "shared" / "data")).resolve()
 KAGGLE = SHARED / "gz2_kaggle"
 RINGS = SHARED / "decals_rings"
+
+
+def run_split(args: argparse.Namespace) -> None:
+    frame = pd.read_csv(KAGGLE / "catalog.csv")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, index in hash_split(frame["GalaxyID"].tolist()).items():
+        frame.iloc[index].to_csv(args.out / f"gz2_{name}.csv", index=False)
+        print(f"{name}: {len(index)} galaxies -> {args.out / f'gz2_{name}.csv'}")
 
 
 def run_ssl(args: argparse.Namespace) -> None:
@@ -63,6 +78,8 @@ def run_embed(args: argparse.Namespace) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("split")
+    p.add_argument("--out", type=Path, required=True)
     p = commands.add_parser("ssl")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--epochs", type=int, default=10)
@@ -75,7 +92,7 @@ def main() -> int:
     p.add_argument("--views", type=int, default=8)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    run_ssl(args) if args.command == "ssl" else run_embed(args)
+    {"split": run_split, "ssl": run_ssl, "embed": run_embed}[args.command](args)
     return 0
 
 

@@ -106,7 +106,8 @@ def evaluate_head(head, embeddings: np.ndarray, counts: np.ndarray, shares: np.n
 
 def head_config(args: argparse.Namespace, kind: str, seed: int) -> HeadConfig:
     return HeadConfig(kind=kind, hidden=args.hidden, members=args.members, mc_passes=args.mc_passes,
-                      steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, seed=seed)
+                      steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, seed=seed,
+                      warm_steps=max(args.warm_steps, 1))
 
 
 def choose(strategy: str, head, pool: np.ndarray, unlabelled: np.ndarray, labelled: list[int], k: int,
@@ -139,8 +140,11 @@ def run_curve(task: tuple[str, str, str, int, argparse.Namespace]) -> dict:
     curve = {"encoder": encoder, "head": kind, "strategy": strategy, "seed": seed, "labelled": [], "loss": [],
              "rmse_kaggle": [], "train_seconds": [], "acquire_seconds": []}
     round_number = 0
+    head = None
     while True:
-        head = train_head(pool[labelled], pool_counts[labelled], schema, head_config(args, kind, seed * 1000 + round_number))
+        previous = head if args.warm_steps > 0 else None
+        head = train_head(pool[labelled], pool_counts[labelled], schema, head_config(args, kind, seed * 1000 + round_number),
+                          init=previous)
         loss, rmse = evaluate_head(head, emb["eval"], data["eval_counts"], data["eval_shares"], schema)
         curve["labelled"].append(len(labelled))
         curve["loss"].append(loss)
@@ -331,6 +335,8 @@ def main() -> int:
     parser.add_argument("--mc-passes", type=int, default=32)
     parser.add_argument("--acquisition-passes", type=int, default=8, help="MC-dropout passes for acquisition scores")
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--warm-steps", type=int, default=0,
+                        help="later rounds continue from the previous round's head for this many steps (0: retrain)")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--weight-decay", type=float, default=1e-3)
     parser.add_argument("--eval-catalog", type=Path, help="evaluate on this catalogue instead of the fixed split")
@@ -348,7 +354,8 @@ def main() -> int:
 
     if args.summarise_only is not None:
         stored = [json.loads(path.read_text()) for path in args.summarise_only or [args.json]]
-        curves = [c for s in stored for c in s["curves"]]
+        # One curve per (encoder, head, strategy, seed): a later file's run replaces an earlier one.
+        curves = list({(c["encoder"], c["head"], c["strategy"], c["seed"]): c for s in stored for c in s["curves"]}.values())
         config = {**stored[0]["config"], "sources": [str(p) for p in args.summarise_only]}
     else:
         data = load_data(args)
@@ -377,6 +384,19 @@ def main() -> int:
               f"reach random's final: {e['seeds_reaching']}/{len(e['seeds'])} seeds, "
               f"saved {'-' if saved is None else f'{saved:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]'}  "
               f"area {area:+.3f} [{area_ci[0]:+.3f}, {area_ci[1]:+.3f}]")
+    print("\n| encoder | head | strategy | seeds | loss at 100 | loss at 500 | final loss (95% interval) | labels to reach random's final | labels saved (95% interval) | area between curves (95% interval) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for e in summary["loss"].values():
+        x = e["labelled"]
+        at = {n: e["mean"][x.index(n)] if n in x else float("nan") for n in (100, 500)}
+        saved, ci = e.get("labels_saved_fraction"), e.get("labels_saved_fraction_ci95")
+        needed = e.get("labels_needed_mean")
+        area, area_ci = e.get("area_between_curves"), e.get("area_between_curves_ci95")
+        print(f"| {e['encoder']} | {e['head']} | {e['strategy']} | {len(e['seeds'])} | {at[100]:.2f} | {at[500]:.2f} | "
+              f"{e['final_mean']:.2f} ({e['final_ci95'][0]:.2f}–{e['final_ci95'][1]:.2f}) | "
+              f"{'never' if needed is None else f'{needed:,.0f}'} ({e['seeds_reaching']}/{len(e['seeds'])} seeds) | "
+              f"{'–' if saved is None else f'{100 * saved:+.0f}% ({100 * ci[0]:+.0f}% to {100 * ci[1]:+.0f}%)'} | "
+              f"{area:+.2f} ({area_ci[0]:+.2f} to {area_ci[1]:+.2f}) |")
     if args.plots:
         args.plots.mkdir(parents=True, exist_ok=True)
         title = (f"GZ2 two-tier simulation: start {config['start']}, batch {config['batch']} "
