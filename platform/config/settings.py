@@ -5,6 +5,7 @@ filesystem broker (a real worker process, no server needed). Production and CI s
 ``DATABASE_URL=postgres://...`` and ``CELERY_BROKER_URL=redis://...``.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -92,8 +93,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE",
          "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"})
-    # A file, not memory, so a test can start a real worker process on the test database.
-    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(VAR_DIR / "test-db.sqlite3"))
+    # A file, not memory, so a test can start a real worker process on the test database; one
+    # per test process, so two test runs in one checkout never share it.
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3"))
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
