@@ -154,6 +154,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two choice sets are called "kind": a run's type and a head's posterior.
+    "ENUM_NAME_OVERRIDES": {"RunKindEnum": "retraining.models.TrainingRun.Kind",
+                            "HeadPosteriorEnum": ["ensemble", "mc_dropout"]},
 }
 
 # Celery: the filesystem transport needs no server (demo); Redis in production and CI.
