@@ -97,6 +97,9 @@ def build_catalogue(args: argparse.Namespace) -> None:
                                                entropy=0.0) for g in ids], batch_size=5000)
     GalaxyEmbedding.objects.bulk_create([GalaxyEmbedding(model_version=encoder, galaxy_id=int(g), vector=v)
                                          for g, v in zip(ids, embedding_bytes(embeddings))], batch_size=5000)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
     activate_model_version(model_version_id=encoder.pk)
     labelled = rng.choice(len(ids), size=min(args.labelled, len(ids)), replace=False)
     statuses = {s.galaxy_id: s for s in SubjectStatus.objects.filter(workflow=workflow, galaxy_id__in=ids[labelled])}
