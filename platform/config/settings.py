@@ -5,6 +5,7 @@ filesystem broker (a real worker process, no server needed). Production and CI s
 ``DATABASE_URL=postgres://...`` and ``CELERY_BROKER_URL=redis://...``.
 """
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -164,6 +165,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE",
          "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"})
+    # A file, not memory, so a test can start a real worker process on the test database; one
+    # per test process, so two test runs in one checkout never share it.
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3"))
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -294,6 +298,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.add_error_responses"],
+    # Two choice sets are called "kind": a run's type and a head's posterior.
+    "ENUM_NAME_OVERRIDES": {"RunKindEnum": "retraining.models.TrainingRun.Kind",
+                            "HeadPosteriorEnum": ["ensemble", "mc_dropout"]},
 }
 
 # Celery: the filesystem transport needs no server (demo); Redis in production and CI.
@@ -368,6 +375,18 @@ RETRAIN_PROGRESS_INTERVAL = env.float("RETRAIN_PROGRESS_INTERVAL", default=2.0)
 RETRAIN_HEARTBEAT_TIMEOUT = env.int("RETRAIN_HEARTBEAT_TIMEOUT", default=600)
 RETRAIN_SOFT_TIME_LIMIT = env.int("RETRAIN_SOFT_TIME_LIMIT", default=4 * 3600)
 RETRAIN_CHUNK_TIME_LIMIT = env.int("RETRAIN_CHUNK_TIME_LIMIT", default=1800)
+# The live queue (docs/retraining.md, "Live queue"): a Bayesian head on the active encoder's
+# stored embeddings, refreshed on the CPU queue after this many counted votes (0 disables).
+HEAD_REFRESH_AFTER_CLASSIFICATIONS = env.int("HEAD_REFRESH_AFTER_CLASSIFICATIONS", default=30)
+HEAD_REFRESH_CONFIG = env.json("HEAD_REFRESH_CONFIG", default={})  # classifier.heads.HeadConfig fields
+HEAD_REFRESH_KEEP_VERSIONS = env.int("HEAD_REFRESH_KEEP_VERSIONS", default=3)
+HEAD_REFRESH_TIME_LIMIT = env.int("HEAD_REFRESH_TIME_LIMIT", default=900)
+# Tree BALD of a refresh (classifier.live_head.BaldPlan): a cheap estimate for every galaxy
+# (exact_limit, mc_samples of tree_bald), the classifier's defaults for the PRECISE_TOP best
+# (0: defaults for all). 5,000 is over an hour of votes at the expected rate.
+HEAD_REFRESH_PRECISE_TOP = env.int("HEAD_REFRESH_PRECISE_TOP", default=5000)
+HEAD_REFRESH_SCREEN_EXACT_LIMIT = env.int("HEAD_REFRESH_SCREEN_EXACT_LIMIT", default=100)
+HEAD_REFRESH_SCREEN_MC_SAMPLES = env.int("HEAD_REFRESH_SCREEN_MC_SAMPLES", default=64)
 
 # Monitoring (docs/operations.md): Celery heartbeats, probe timeouts.
 MONITORING_HEARTBEAT_INTERVAL = env.float("MONITORING_HEARTBEAT_INTERVAL", default=30.0)

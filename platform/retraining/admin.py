@@ -17,16 +17,22 @@ from .services import activate_model_version
 from .tasks import enqueue_training
 
 
-def _start(request: HttpRequest, workflow: Workflow, *, full_retrain: bool) -> None:
+def _start(request: HttpRequest, workflow: Workflow, *, full_retrain: bool,
+           kind: str = TrainingRun.Kind.ENCODER) -> None:
     try:
         run = start_training_run(workflow=workflow, trigger=TrainingRun.Trigger.ADMIN,
-                                 triggered_by_id=request.user.pk, full_retrain=full_retrain)
+                                 triggered_by_id=request.user.pk, full_retrain=full_retrain, kind=kind)
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
         enqueue_training(run.pk)
-        kind = "full retrain" if run.full_retrain else f"warm start from model v{run.init_model_version.number}"
-        messages.success(request, f"Queued training run {run.pk} of '{workflow.slug}' ({kind}).")
+        if run.kind == TrainingRun.Kind.HEAD:
+            what = f"head refresh on the embeddings of model v{run.init_model_version.number}"
+        elif run.full_retrain:
+            what = "full retrain"
+        else:
+            what = f"warm start from model v{run.init_model_version.number}"
+        messages.success(request, f"Queued training run {run.pk} of '{workflow.slug}' ({what}).")
 
 
 @admin.action(description="Retrain now (warm start from the active model)")
@@ -41,19 +47,25 @@ def full_retrain_now(modeladmin, request, queryset):
         _start(request, workflow, full_retrain=True)
 
 
+@admin.action(description="Refresh the head now (live queue, from stored embeddings)")
+def refresh_head_now(modeladmin, request, queryset):
+    for workflow in queryset:
+        _start(request, workflow, full_retrain=False, kind=TrainingRun.Kind.HEAD)
+
+
 admin.site.unregister(Workflow)
 
 
 @admin.register(Workflow)
 class RetrainableWorkflowAdmin(WorkflowAdmin):
-    actions = [*(WorkflowAdmin.actions or []), retrain_now, full_retrain_now]
+    actions = [*(WorkflowAdmin.actions or []), retrain_now, full_retrain_now, refresh_head_now]
 
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "workflow", "status", "stage", "trigger", "full_retrain", "epoch", "val_loss",
+    list_display = ["id", "workflow", "kind", "status", "stage", "trigger", "full_retrain", "epoch", "val_loss",
                     "snapshot_galaxies", "simulated_votes", "attempt", "created_at", "finished_at"]
-    list_filter = ["workflow", "status", "trigger"]
+    list_filter = ["workflow", "kind", "status", "trigger"]
     actions = ["cancel_runs"]
     change_list_template = "admin/retraining/trainingrun/change_list.html"
     readonly_fields = [f.name for f in TrainingRun._meta.fields]
@@ -90,7 +102,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def retrain_view(self, request: HttpRequest):
         if request.method == "POST" and self.has_change_permission(request):
             workflow = get_object_or_404(Workflow, pk=request.POST.get("workflow"))
-            _start(request, workflow, full_retrain=request.POST.get("full_retrain") == "on")
+            kind = TrainingRun.Kind.HEAD if request.POST.get("kind") == TrainingRun.Kind.HEAD else TrainingRun.Kind.ENCODER
+            _start(request, workflow, full_retrain=request.POST.get("full_retrain") == "on", kind=kind)
         return HttpResponseRedirect(reverse("admin:retraining_trainingrun_changelist"))
 
     def changelist_view(self, request, extra_context=None):
@@ -100,9 +113,10 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "workflow", "number", "is_active", "predictions_complete", "holdout_rmse",
+    list_display = ["__str__", "workflow", "kind", "encoder", "number", "is_active", "predictions_complete",
+                    "holdout_rmse",
                     "run", "created_at", "activated_at"]
-    list_filter = ["workflow", "is_active"]
+    list_filter = ["workflow", "kind", "is_active"]
     actions = ["activate"]
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
 

@@ -33,9 +33,11 @@ class TrainingRunListCreateApi(ListAPIView):
         workflow = get_object_or_404(Workflow, slug=slug)
         serializer = StartRunSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        head = data["kind"] == TrainingRun.Kind.HEAD
         run = start_training_run(workflow=workflow, trigger=TrainingRun.Trigger.API, triggered_by_id=request.user.pk,
-                                 full_retrain=serializer.validated_data["full_retrain"],
-                                 overrides=serializer.validated_data.get("hyperparameters"))
+                                 kind=data["kind"], full_retrain=data["full_retrain"],
+                                 overrides=data.get("head") if head else data.get("hyperparameters"))
         enqueue_training(run.pk)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
 

@@ -25,3 +25,8 @@ class CannotActivate(RetrainingError):
 
 class NotEnoughTrainingData(RetrainingError):
     code = "not_enough_training_data"
+
+
+class NoEmbeddings(RetrainingError):
+    status_code = 409
+    code = "no_encoder_embeddings"

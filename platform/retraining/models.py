@@ -15,7 +15,9 @@ class TrainingRun(models.Model):
 
     Walks ``queued → running → succeeded | failed | cancelled``; while running, ``stage``
     says whether it is training, predicting the catalogue or applying the new priorities.
-    At most one run per workflow is queued or running (a partial unique index)."""
+    ``kind`` is ``encoder`` (the whole network on the images: rare, ``gpu`` queue) or ``head``
+    (a Bayesian head on the encoder's stored embeddings: frequent, CPU ``default`` queue). At
+    most one run per workflow and kind is queued or running (a partial unique index)."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -37,10 +39,15 @@ class TrainingRun(models.Model):
         SCHEDULE = "schedule", "Automatic (new classifications)"
         DEMO = "demo", "Demo setup"
 
+    class Kind(models.TextChoices):
+        ENCODER = "encoder", "Encoder (full model on images, gpu queue)"
+        HEAD = "head", "Head refresh (Bayesian head on stored embeddings, default queue)"
+
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
     FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="training_runs")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ENCODER)
     workflow_version = models.PositiveIntegerField(help_text="The workflow's tree version trained on.")
     tree_hash = models.CharField(max_length=32)
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
@@ -51,7 +58,9 @@ class TrainingRun(models.Model):
     full_retrain = models.BooleanField(default=False, help_text="Train from scratch instead of warm-starting.")
     init_model_version = models.ForeignKey("ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
                                            related_name="warm_started_runs",
-                                           help_text="Active model the run warm-started from, if any.")
+                                           help_text="Encoder runs: the active model warm-started from, if "
+                                                     "any. Head runs: the encoder version whose stored "
+                                                     "embeddings the head is trained on.")
     hyperparameters = models.JSONField(default=dict, help_text="The full training configuration.")
     device = models.CharField(max_length=32, blank=True)
 
@@ -86,8 +95,8 @@ class TrainingRun(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["workflow"], condition=Q(status__in=["queued", "running"]),
-                                    name="one_unfinished_training_run_per_workflow"),
+            models.UniqueConstraint(fields=["workflow", "kind"], condition=Q(status__in=["queued", "running"]),
+                                    name="one_unfinished_training_run_per_workflow_kind"),
         ]
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="training_run_status_heartbeat")]
 
@@ -107,9 +116,14 @@ class TrainingRun(models.Model):
 
 class ModelVersion(models.Model):
     """A trained model of one workflow. Exactly one version per workflow is active: its
-    acquisition scores are the queue priorities."""
+    acquisition scores are the queue priorities. An ``encoder`` version is a whole network
+    (its catalogue prediction also stores every galaxy's embedding); a ``head`` version is a
+    Bayesian head on the embeddings of its ``encoder`` version."""
 
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="model_versions")
+    kind = models.CharField(max_length=16, choices=TrainingRun.Kind.choices, default=TrainingRun.Kind.ENCODER)
+    encoder = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="heads",
+                                help_text="Head versions: the encoder version whose embeddings they score.")
     number = models.PositiveIntegerField()
     run = models.OneToOneField(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL,
                                related_name="model_version")
@@ -134,7 +148,13 @@ class ModelVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.workflow.slug} model v{self.number}{' (active)' if self.is_active else ''}"
+        head = f" (head on v{self.encoder.number})" if self.kind == TrainingRun.Kind.HEAD and self.encoder else ""
+        return f"{self.workflow.slug} model v{self.number}{head}{' (active)' if self.is_active else ''}"
+
+    @property
+    def encoder_version(self) -> "ModelVersion":
+        """The version whose embeddings this model's scores come from (itself for an encoder)."""
+        return self.encoder if self.kind == TrainingRun.Kind.HEAD else self
 
 
 class Prediction(models.Model):
@@ -155,3 +175,24 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.galaxy_id} by {self.model_version_id}"
+
+
+class GalaxyEmbedding(models.Model):
+    """One encoder version's pooled features of one galaxy, stored with its catalogue
+    prediction so a head can be retrained and the catalogue rescored without images.
+
+    Little-endian float16 bytes (``classifier.live_head.embedding_bytes``): 2 bytes a
+    dimension, 512 B a galaxy at D = 256. A bytea row beside the predictions rather than an
+    array file per chunk: it is written in the same transaction as the chunk's predictions
+    (replaced together on redelivery, deleted with its version), and 100k rows load in about a
+    second (tests/benchmarks/head_refresh_benchmark.py), well under the refresh's budget."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="embeddings")
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="embeddings")
+    vector = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model_version", "galaxy"], name="unique_galaxy_embedding")]
+
+    def __str__(self) -> str:
+        return f"embedding of {self.galaxy_id} by {self.model_version_id}"

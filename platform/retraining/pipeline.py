@@ -27,6 +27,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.db.models import Max
 
 from classifications.models import Classification, SubjectStatus
@@ -35,7 +36,8 @@ from workflows.models import Workflow
 
 from . import runs
 from .errors import NotEnoughTrainingData
-from .models import ModelVersion, Prediction, TrainingRun
+from .models import GalaxyEmbedding, ModelVersion, Prediction, TrainingRun
+from .services import prune_head_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -73,16 +75,21 @@ def sha256_of(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- training-set snapshot
+def vote_provenance(workflow: Workflow) -> dict[str, Any]:
+    """The newest counted classification and how many (and how many simulated) there are up to it."""
+    votes = Classification.objects.filter(workflow=workflow, counted=True)
+    last_id = votes.aggregate(last=Max("id"))["last"]
+    return {"snapshot_last_classification_id": last_id,
+            "snapshot_classifications": votes.filter(id__lte=last_id or 0).count(),
+            "snapshot_simulated_classifications": votes.filter(id__lte=last_id or 0, is_simulated=True).count()}
+
+
 def build_snapshot(*, workflow: Workflow, holdout_fraction: float) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every galaxy of the workflow with votes: ``id_str``, ``file_loc``, ``split`` and one
     count column per answer of the current tree. The hold-out is the galaxies whose fixed
     uniform ``random_key`` is below ``holdout_fraction``: chosen before any model existed,
     identical for every run (versions are compared on the same galaxies) and never trained on."""
-    votes = Classification.objects.filter(workflow=workflow, counted=True)
-    last_id = votes.aggregate(last=Max("id"))["last"]
-    provenance = {"snapshot_last_classification_id": last_id,
-                  "snapshot_classifications": votes.filter(id__lte=last_id or 0).count(),
-                  "snapshot_simulated_classifications": votes.filter(id__lte=last_id or 0, is_simulated=True).count()}
+    provenance = vote_provenance(workflow)
     columns = workflow.decision_tree.answer_columns
     rows = (SubjectStatus.objects.filter(workflow=workflow, classification_count__gt=0)
             .order_by("galaxy_id").values_list("galaxy__id_str", "galaxy__image", "vote_counts", "random_key"))
@@ -301,23 +308,30 @@ def _predictor(checkpoint_path: str, sha256: str, device: str):
     return load_model(checkpoint_path, device=device)
 
 
+def _rounded(row: np.ndarray) -> list[float]:
+    return [round(float(v), ROUND_DIGITS) for v in row]
+
+
 def _prediction_rows(version: ModelVersion, workflow: Workflow, galaxy_ids: list[int], images: list,
-                     device: str) -> list[Prediction]:
+                     device: str) -> tuple[list[Prediction], list[GalaxyEmbedding]]:
+    """The chunk's predictions and the encoder's pooled features of each galaxy, from one
+    encoder pass (the head tier retrains on these without touching images)."""
     from classifier.acquisition import predictive_entropy, tree_bald
+    from classifier.live_head import embedding_bytes, predict_with_features
 
     checkpoint = local_copy(version.checkpoint.name, sha256=version.checkpoint_sha256)
     predictor = _predictor(str(checkpoint), version.checkpoint_sha256, device)
-    predictions = _posterior(predictor, images)
+    predictions, features = predict_with_features(predictor, images, n_samples=settings.RETRAIN_PREDICT_MC_SAMPLES,
+                                                  grid_points=settings.RETRAIN_INTERVAL_GRID_POINTS)
     acquisition = tree_bald(predictions.concentrations, predictor.schema, n_total=workflow.retirement_count)
     entropy = predictive_entropy(predictions.concentrations, predictor.schema)
-
-    def rounded(row: np.ndarray) -> list[float]:
-        return [round(float(v), ROUND_DIGITS) for v in row]
-
-    return [Prediction(model_version=version, galaxy_id=gid, fractions=rounded(predictions.fractions[i]),
-                       lower=rounded(predictions.lower[i]), upper=rounded(predictions.upper[i]),
+    rows = [Prediction(model_version=version, galaxy_id=gid, fractions=_rounded(predictions.fractions[i]),
+                       lower=_rounded(predictions.lower[i]), upper=_rounded(predictions.upper[i]),
                        acquisition=float(acquisition[i]), entropy=float(entropy[i]))
             for i, gid in enumerate(galaxy_ids)]
+    embeddings = [GalaxyEmbedding(model_version=version, galaxy_id=gid, vector=vector)
+                  for gid, vector in zip(galaxy_ids, embedding_bytes(features))]
+    return rows, embeddings
 
 
 def predict_chunk(*, run_id: int, chunk_index: int) -> bool:
@@ -334,8 +348,9 @@ def predict_chunk(*, run_id: int, chunk_index: int) -> bool:
     galaxy_ids = [galaxy_id for (galaxy_id, _), image in zip(stored, read, strict=True) if image is not None]
     images = [image for image in read if image is not None]
     device = run.hyperparameters.get("config", {}).get("device", "auto")
-    rows = _prediction_rows(run.model_version, run.workflow, galaxy_ids, images, device) if images else []
-    return bool(runs.record_chunk(run_id=run_id, chunk_index=chunk_index, rows=rows))
+    rows, embeddings = (_prediction_rows(run.model_version, run.workflow, galaxy_ids, images, device)
+                        if images else ([], []))
+    return bool(runs.record_chunk(run_id=run_id, chunk_index=chunk_index, rows=rows, embeddings=embeddings))
 
 
 def apply_priorities(*, run_id: int) -> TrainingRun:
@@ -352,3 +367,147 @@ def execute_run_inline(*, run_id: int, log: Callable[[str], None] = print) -> Tr
         predict_chunk(run_id=run_id, chunk_index=index)
         log(f"  predicted chunk {done}/{len(chunks)}")
     return apply_priorities(run_id=run_id)
+
+
+# ---------------------------------------------------------------- head refresh (the live queue)
+def load_embeddings(*, model_version_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Galaxy ids ``(G,)`` and their stored embeddings ``(G, D)`` float32 of one encoder version."""
+    from classifier.live_head import EMBEDDING_DTYPE, embeddings_from_bytes
+
+    rows = list(GalaxyEmbedding.objects.filter(model_version_id=model_version_id).order_by("galaxy_id")
+                .values_list("galaxy_id", "vector"))
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+    ids, vectors = zip(*rows)
+    dim = len(vectors[0]) // EMBEDDING_DTYPE.itemsize
+    return np.asarray(ids, dtype=np.int64), embeddings_from_bytes(vectors, dim)
+
+
+def head_training_set(*, workflow: Workflow) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Voted galaxies' ids and vote counts ``(N, A)`` in tree order, whether each is in the fixed
+    hold-out, and the unretired galaxies' ids (the ones to rescore)."""
+    tree = workflow.decision_tree
+    holdout_fraction = settings.RETRAIN_HOLDOUT_FRACTION
+    statuses = SubjectStatus.objects.filter(workflow=workflow)
+    voted = list(statuses.filter(classification_count__gt=0).order_by("galaxy_id")
+                 .values_list("galaxy_id", "vote_counts", "random_key"))
+    ids = np.asarray([row[0] for row in voted], dtype=np.int64)
+    counts = (np.stack([tree.counts_vector(row[1]) for row in voted]) if voted
+              else np.zeros((0, tree.n_answers)))
+    holdout = np.asarray([row[2] < holdout_fraction for row in voted], dtype=bool)
+    unretired = np.asarray(statuses.filter(retired_at__isnull=True).order_by("galaxy_id")
+                           .values_list("galaxy_id", flat=True), dtype=np.int64)
+    return ids, counts, holdout, unretired
+
+
+def _rows_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions in the sorted ``ids`` of the ``wanted`` ids that are present."""
+    positions = np.searchsorted(ids, wanted)
+    positions = np.clip(positions, 0, max(len(ids) - 1, 0))
+    return positions[(len(ids) > 0) & (ids[positions] == wanted)] if len(ids) else positions[:0]
+
+
+def _heartbeat(run: TrainingRun, stage: str, **progress: Any) -> None:
+    if not runs.record_progress(run_id=run.pk, attempt=run.attempt, progress={"stage": stage, **progress}):
+        raise runs.RunLost(f"run {run.pk} is no longer running")
+
+
+def refresh_head(*, run_id: int, timings: dict[str, float] | None = None) -> TrainingRun | None:
+    """A head run, whole: claim; load the active encoder's stored embeddings and the current
+    tallies; train a Bayesian head (a deep ensemble by default) on the voted galaxies outside
+    the hold-out; score every unretired galaxy (tree BALD, entropy, fractions, 90% intervals);
+    then record the head version, its predictions, activate it and swap the priorities in ONE
+    transaction. ``timings`` (seconds per step) is filled in for the benchmark."""
+    claim = runs.claim_run(run_id=run_id, worker=runs.worker_identity())
+    if claim is None:
+        logger.info("head run %s: nothing to do (already taken up or finished)", run_id)
+        return None
+    run, timings = claim.run, timings if timings is not None else {}
+    try:
+        _train_and_apply_head(run, timings)
+    except runs.RunLost as exc:
+        logger.info("head run %s stopped: %s", run_id, exc)
+        return None
+    except Exception as exc:  # noqa: BLE001 — any error must end as a failed run, with its traceback
+        logger.exception("head run %s failed", run_id)
+        message = exc.message if isinstance(exc, NotEnoughTrainingData) else traceback.format_exc()
+        runs.fail_run(run_id=run_id, attempt=run.attempt, error=message)
+        return None
+    started = time.perf_counter()
+    prune_head_predictions(workflow_id=run.workflow_id, keep=settings.HEAD_REFRESH_KEEP_VERSIONS)
+    timings["prune_old_heads"] = time.perf_counter() - started
+    return TrainingRun.objects.get(pk=run_id)
+
+
+def _train_and_apply_head(run: TrainingRun, timings: dict[str, float]) -> None:
+    from classifier.heads import HeadConfig, train_head
+    from classifier.live_head import BaldPlan, head_to_bytes, score_embeddings
+    from classifier.metrics import evaluate
+    from classifier.schema import Schema
+
+    workflow = run.workflow
+    if workflow.tree_hash != run.tree_hash:
+        raise RuntimeError(f"the '{workflow.slug}' tree changed since run {run.pk} was queued; start a new run")
+    config = HeadConfig(**run.hyperparameters.get("head", {}))
+    runs.record_config(run_id=run.pk, attempt=run.attempt, config=config.to_dict())
+
+    clock = time.perf_counter()
+    provenance = vote_provenance(workflow)
+    voted_ids, counts, holdout, unretired = head_training_set(workflow=workflow)
+    embedded_ids, embeddings = load_embeddings(model_version_id=run.init_model_version_id)
+    timings["load"] = time.perf_counter() - clock
+
+    has_embedding = np.isin(voted_ids, embedded_ids)
+    train, held = has_embedding & ~holdout, has_embedding & holdout
+    if train.sum() < settings.RETRAIN_MIN_GALAXIES:
+        raise NotEnoughTrainingData(f"needs at least {settings.RETRAIN_MIN_GALAXIES} classified galaxies with "
+                                    f"embeddings outside the hold-out, has {int(train.sum())}", field="workflow")
+    runs.record_snapshot(run_id=run.pk, attempt=run.attempt, snapshot_galaxies=int(train.sum()),
+                         snapshot_holdout_galaxies=int(held.sum()), **provenance)
+    _heartbeat(run, "train_head", galaxies=int(train.sum()))
+
+    clock = time.perf_counter()
+    schema = Schema(workflow.decision_tree)
+    head = train_head(embeddings[_rows_of(embedded_ids, voted_ids[train])], counts[train], schema, config)
+    timings["train"] = time.perf_counter() - clock
+    _heartbeat(run, "score", galaxies=len(unretired))
+
+    clock = time.perf_counter()
+    scored_rows = _rows_of(embedded_ids, unretired)
+    plan = BaldPlan(precise_top=settings.HEAD_REFRESH_PRECISE_TOP,
+                    screen_exact_limit=settings.HEAD_REFRESH_SCREEN_EXACT_LIMIT,
+                    screen_mc_samples=settings.HEAD_REFRESH_SCREEN_MC_SAMPLES)
+    scores = score_embeddings(head, embeddings[scored_rows], n_total=workflow.retirement_count, plan=plan)
+    metrics: dict[str, Any] = {"n_galaxies": int(held.sum()), "note": "too few classified hold-out galaxies"}
+    if held.sum() >= 2:
+        held_scores = score_embeddings(head, embeddings[_rows_of(embedded_ids, voted_ids[held])],
+                                       n_total=workflow.retirement_count, plan=plan)
+        metrics = evaluate(held_scores.concentrations, counts[held], schema, lower=held_scores.lower,
+                           upper=held_scores.upper)
+    timings["score"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    weights = head_to_bytes(head)
+    digest = hashlib.sha256(weights).hexdigest()
+    stored_name = default_storage.save(f"models/{workflow.slug}/run{run.pk}-head-{digest[:16]}.pt",
+                                       ContentFile(weights))
+    galaxy_ids = embedded_ids[scored_rows]
+    try:
+        with transaction.atomic():
+            version = runs.record_model_version(
+                run_id=run.pk, attempt=run.attempt, checkpoint_name=stored_name, checkpoint_sha256=digest,
+                checkpoint_bytes=len(weights), metrics=metrics,
+                train_metrics={"train_seconds": round(head.train_seconds, 3), "galaxies": int(train.sum())},
+                history=[], device="cpu", chunks=[[int(galaxy_ids.min()), int(galaxy_ids.max())]] if len(galaxy_ids) else [])
+            rows = [Prediction(model_version=version, galaxy_id=int(gid), fractions=_rounded(scores.fractions[i]),
+                               lower=_rounded(scores.lower[i]), upper=_rounded(scores.upper[i]),
+                               acquisition=float(scores.acquisition[i]), entropy=float(scores.entropy[i]))
+                    for i, gid in enumerate(galaxy_ids)]
+            if rows:
+                runs.record_chunk(run_id=run.pk, chunk_index=0, rows=rows)
+            finished = runs.finish_run(run_id=run.pk)
+    except BaseException:
+        default_storage.delete(stored_name)
+        raise
+    timings["write"] = time.perf_counter() - clock
+    logger.info("head run %s %s: %d galaxies rescored", run.pk, finished.status, len(rows))

@@ -25,8 +25,9 @@ from django.utils import timezone
 from classifications.models import Classification
 from workflows.models import Workflow
 
-from .errors import CannotActivate, RunAlreadyActive, RunFinished
-from .models import ModelVersion, Prediction, TrainingRun
+from .errors import CannotActivate, NoEmbeddings, RunAlreadyActive, RunFinished
+from .models import GalaxyEmbedding, ModelVersion, Prediction, TrainingRun
+from .selectors import active_encoder_version
 from .services import activate_model_version
 
 
@@ -71,16 +72,31 @@ def previous_attempt_is_dead(run: TrainingRun, *, now=None) -> bool:
 
 
 def _warm_start_version(workflow: Workflow) -> ModelVersion | None:
-    return ModelVersion.objects.filter(workflow=workflow, is_active=True, tree_hash=workflow.tree_hash).first()
+    encoder = active_encoder_version(workflow=workflow)
+    return encoder if encoder is not None and encoder.tree_hash == workflow.tree_hash else None
+
+
+def _head_encoder(workflow: Workflow) -> ModelVersion:
+    """The encoder version a head run of ``workflow`` builds on: the active model's encoder,
+    predicting the current tree, with stored embeddings."""
+    encoder = _warm_start_version(workflow)
+    if encoder is None or not GalaxyEmbedding.objects.filter(model_version=encoder).exists():
+        raise NoEmbeddings(f"'{workflow.slug}' has no active encoder version with stored embeddings for its "
+                           f"current tree; train an encoder run first", field="workflow")
+    return encoder
 
 
 # ---------------------------------------------------------------- queued
 @transaction.atomic
 def start_training_run(*, workflow: Workflow, trigger: str, triggered_by_id: int | None = None,
                        full_retrain: bool = False, preset: str | None = None,
-                       overrides: dict[str, Any] | None = None) -> TrainingRun:
+                       overrides: dict[str, Any] | None = None, kind: str = TrainingRun.Kind.ENCODER) -> TrainingRun:
     """Queue a run of ``workflow``; the caller sends it to a worker (``tasks.enqueue_training``)
     or executes it in-process (``pipeline.execute_run_inline``).
+
+    A ``head`` run trains only a Bayesian head (``classifier.heads.HeadConfig``:
+    ``HEAD_REFRESH_CONFIG`` plus ``overrides``) on the stored embeddings of the active encoder
+    version (:class:`NoEmbeddings` without one); the rest of this docstring is about encoder runs.
 
     Warm-starts from the active model when its tree is the workflow's current tree, unless
     ``full_retrain``. The training configuration is a ``TrainConfig`` preset
@@ -88,22 +104,28 @@ def start_training_run(*, workflow: Workflow, trigger: str, triggered_by_id: int
     ``overrides``. Raises :class:`RunAlreadyActive` while another run of the workflow is queued
     or running (the database enforces it too)."""
     reap_stale_runs(workflow=workflow)
-    active = TrainingRun.objects.filter(workflow=workflow, status__in=TrainingRun.ACTIVE_STATUSES).first()
+    active = TrainingRun.objects.filter(workflow=workflow, kind=kind, status__in=TrainingRun.ACTIVE_STATUSES).first()
     if active is not None:
-        raise RunAlreadyActive(f"run {active.pk} of '{workflow.slug}' is already {active.status}", field="workflow",
-                               detail={"run": active.pk})
-    init = None if full_retrain else _warm_start_version(workflow)
-    run = TrainingRun(workflow=workflow, workflow_version=workflow.version, tree_hash=workflow.tree_hash,
-                      trigger=trigger, triggered_by_id=triggered_by_id, full_retrain=full_retrain or init is None,
-                      init_model_version=init,
-                      hyperparameters={"preset": preset or settings.RETRAIN_TRAIN_PRESET,
-                                       "overrides": {**settings.RETRAIN_TRAIN_OVERRIDES, **(overrides or {})}})
-    _log(run, f"queued by {trigger}" + (f", warm start from model v{init.number}" if init else ", full retrain"))
+        raise RunAlreadyActive(f"{kind} run {active.pk} of '{workflow.slug}' is already {active.status}",
+                               field="workflow", detail={"run": active.pk})
+    run = TrainingRun(workflow=workflow, kind=kind, workflow_version=workflow.version, tree_hash=workflow.tree_hash,
+                      trigger=trigger, triggered_by_id=triggered_by_id)
+    if kind == TrainingRun.Kind.HEAD:
+        run.init_model_version = _head_encoder(workflow)
+        run.hyperparameters = {"head": {**settings.HEAD_REFRESH_CONFIG, **(overrides or {})}}
+        _log(run, f"head refresh queued by {trigger}, on the embeddings of model v{run.init_model_version.number}")
+    else:
+        init = None if full_retrain else _warm_start_version(workflow)
+        run.full_retrain, run.init_model_version = full_retrain or init is None, init
+        run.hyperparameters = {"preset": preset or settings.RETRAIN_TRAIN_PRESET,
+                               "overrides": {**settings.RETRAIN_TRAIN_OVERRIDES, **(overrides or {})}}
+        _log(run, f"queued by {trigger}" + (f", warm start from model v{init.number}" if init else ", full retrain"))
     try:
         with transaction.atomic():
             run.save()
     except IntegrityError as exc:
-        raise RunAlreadyActive(f"a run of '{workflow.slug}' is already queued or running", field="workflow") from exc
+        raise RunAlreadyActive(f"a {kind} run of '{workflow.slug}' is already queued or running",
+                               field="workflow") from exc
     return run
 
 
@@ -113,7 +135,7 @@ def maybe_start_automatic_run(*, workflow_id: int) -> TrainingRun | None:
     threshold = settings.RETRAIN_AFTER_CLASSIFICATIONS
     if threshold <= 0:
         return None
-    runs = TrainingRun.objects.filter(workflow_id=workflow_id)
+    runs = TrainingRun.objects.filter(workflow_id=workflow_id, kind=TrainingRun.Kind.ENCODER)
     if runs.filter(status__in=TrainingRun.ACTIVE_STATUSES).exists():
         return None
     since = runs.aggregate(last=Max("snapshot_last_classification_id"))["last"] or 0
@@ -123,6 +145,28 @@ def maybe_start_automatic_run(*, workflow_id: int) -> TrainingRun | None:
     try:
         return start_training_run(workflow=Workflow.objects.get(pk=workflow_id), trigger=TrainingRun.Trigger.SCHEDULE)
     except RunAlreadyActive:
+        return None
+
+
+def maybe_start_head_refresh(*, workflow_id: int) -> TrainingRun | None:
+    """Queue a head refresh once ``HEAD_REFRESH_AFTER_CLASSIFICATIONS`` counted classifications
+    arrived since the votes the current scores know of (the newest head run's snapshot, or the
+    newest succeeded encoder run's; 0 disables). Needs an active encoder with embeddings."""
+    threshold = settings.HEAD_REFRESH_AFTER_CLASSIFICATIONS
+    if threshold <= 0:
+        return None
+    runs = TrainingRun.objects.filter(workflow_id=workflow_id)
+    if runs.filter(kind=TrainingRun.Kind.HEAD, status__in=TrainingRun.ACTIVE_STATUSES).exists():
+        return None
+    known = runs.filter(Q(kind=TrainingRun.Kind.HEAD) | Q(status=TrainingRun.Status.SUCCEEDED))
+    since = known.aggregate(last=Max("snapshot_last_classification_id"))["last"] or 0
+    new = Classification.objects.filter(workflow_id=workflow_id, counted=True, id__gt=since)[:threshold].count()
+    if new < threshold:
+        return None
+    try:
+        return start_training_run(workflow=Workflow.objects.get(pk=workflow_id), trigger=TrainingRun.Trigger.SCHEDULE,
+                                  kind=TrainingRun.Kind.HEAD)
+    except (RunAlreadyActive, NoEmbeddings):
         return None
 
 
@@ -199,7 +243,8 @@ def record_model_version(*, run_id: int, attempt: int, checkpoint_name: str, che
         workflow = Workflow.objects.select_for_update().get(pk=run.workflow_id)
         number = (ModelVersion.objects.filter(workflow=workflow).aggregate(n=Max("number"))["n"] or 0) + 1
         version = ModelVersion.objects.create(
-            workflow=workflow, number=number, run=run, checkpoint=checkpoint_name,
+            workflow=workflow, number=number, run=run, kind=run.kind, checkpoint=checkpoint_name,
+            encoder_id=run.init_model_version_id if run.kind == TrainingRun.Kind.HEAD else None,
             checkpoint_sha256=checkpoint_sha256, checkpoint_bytes=checkpoint_bytes, tree_hash=run.tree_hash,
             answer_columns=list(workflow.decision_tree.answer_columns), metrics=metrics, train_metrics=train_metrics)
         # An empty catalogue has nothing to predict: straight on to applying.
@@ -246,9 +291,12 @@ def reap_stale_runs(*, stale_after: timedelta | None = None, workflow: Workflow 
     # Prediction chunks may wait behind other work in the gpu queue (their messages survive a
     # worker loss), so after training a run is only given up after the training time limit.
     silent_training = Q(stage=TrainingRun.Stage.TRAINING, heartbeat_at__lt=now - stale_after)
+    # A head refresh records, scores and applies in one task: silent at any stage means lost.
+    silent_head = Q(kind=TrainingRun.Kind.HEAD, heartbeat_at__lt=now - stale_after)
     silent_after_training = Q(stage__in=[TrainingRun.Stage.PREDICTING, TrainingRun.Stage.APPLYING],
                               heartbeat_at__lt=now - max(stale_after, timedelta(seconds=settings.RETRAIN_SOFT_TIME_LIMIT)))
-    candidates = TrainingRun.objects.filter(silent_training | silent_after_training, status=TrainingRun.Status.RUNNING)
+    candidates = TrainingRun.objects.filter(silent_training | silent_after_training | silent_head,
+                                            status=TrainingRun.Status.RUNNING)
     if workflow is not None:
         candidates = candidates.filter(workflow=workflow)
     reaped = []
@@ -260,14 +308,26 @@ def reap_stale_runs(*, stale_after: timedelta | None = None, workflow: Workflow 
 
 
 # ---------------------------------------------------------------- running: predicting, applying
+def _require_encoder_still_active(run: TrainingRun) -> None:
+    """A head scored with one encoder's embeddings must not replace a newer encoder's scores
+    (checked under the workflow lock that activation takes too)."""
+    workflow = Workflow.objects.select_for_update().get(pk=run.workflow_id)
+    current = active_encoder_version(workflow=workflow)
+    if current is None or current.pk != run.init_model_version_id:
+        raise CannotActivate(f"the head was trained on the embeddings of model v{run.init_model_version.number}, "
+                             f"but the active encoder is now "
+                             f"{f'v{current.number}' if current else 'none'}", field="model_version")
+
 def still_predicting(run: TrainingRun, chunk_index: int) -> bool:
     return (run.status == TrainingRun.Status.RUNNING and run.stage == TrainingRun.Stage.PREDICTING
             and chunk_index not in run.prediction_chunks_done)
 
 
 @transaction.atomic
-def record_chunk(*, run_id: int, chunk_index: int, rows: list[Prediction]) -> bool | None:
-    """Store one predicted chunk (replacing rows of an earlier delivery) and mark it done; the
+def record_chunk(*, run_id: int, chunk_index: int, rows: list[Prediction],
+                 embeddings: list[GalaxyEmbedding] | None = None) -> bool | None:
+    """Store one predicted chunk and its galaxies' embeddings (replacing rows of an earlier
+    delivery) and mark it done; the
     chunk that completes the set moves the run to 'applying'. Returns None when the chunk is
     no longer wanted (done already, or the run moved on), else whether the set is complete."""
     run = TrainingRun.objects.select_for_update().get(pk=run_id)
@@ -277,6 +337,9 @@ def record_chunk(*, run_id: int, chunk_index: int, rows: list[Prediction]) -> bo
     version_id = ModelVersion.objects.only("pk").get(run_id=run_id).pk
     Prediction.objects.filter(model_version_id=version_id, galaxy_id__gte=first, galaxy_id__lte=last).delete()
     Prediction.objects.bulk_create(rows, batch_size=1000)
+    if embeddings is not None:
+        GalaxyEmbedding.objects.filter(model_version_id=version_id, galaxy_id__gte=first, galaxy_id__lte=last).delete()
+        GalaxyEmbedding.objects.bulk_create(embeddings, batch_size=2000)
     run.prediction_chunks_done = sorted([*run.prediction_chunks_done, chunk_index])
     _log(run, f"chunk {chunk_index} predicted on {worker_identity()}")
     run.heartbeat_at = timezone.now()
@@ -301,6 +364,8 @@ def finish_run(*, run_id: int) -> TrainingRun:
     ModelVersion.objects.filter(pk=version.pk).update(predictions_complete=True)
     try:
         with transaction.atomic():
+            if run.kind == TrainingRun.Kind.HEAD:
+                _require_encoder_still_active(run)
             activate_model_version(model_version_id=version.pk)
     except CannotActivate as exc:
         run.status, run.error = TrainingRun.Status.FAILED, exc.message

@@ -25,6 +25,12 @@ def active_model_version(*, workflow: Workflow) -> ModelVersion | None:
     return ModelVersion.objects.filter(workflow=workflow, is_active=True).first()
 
 
+def active_encoder_version(*, workflow: Workflow) -> ModelVersion | None:
+    """The encoder version behind the workflow's active model (itself, or a head's encoder)."""
+    active = ModelVersion.objects.filter(workflow=workflow, is_active=True).select_related("encoder").first()
+    return active.encoder_version if active is not None else None
+
+
 def prediction_block(*, prediction: Prediction, tree: DecisionTree) -> dict[str, Any]:
     """A stored prediction per question and answer (mean fraction and 90% credible interval)."""
     version = prediction.model_version

@@ -24,9 +24,26 @@ class TrainingOverridesSerializer(serializers.Serializer):
     device = serializers.RegexField(r"^(auto|cpu|cuda(:\d+)?|mps)$", required=False)
 
 
+class HeadOverridesSerializer(serializers.Serializer):
+    """``classifier.heads.HeadConfig`` fields an admin may override for one head run."""
+
+    kind = serializers.ChoiceField(choices=["ensemble", "mc_dropout"], required=False)
+    members = serializers.IntegerField(min_value=1, max_value=64, required=False)
+    hidden = serializers.IntegerField(min_value=1, max_value=1024, required=False)
+    steps = serializers.IntegerField(min_value=0, max_value=20000, required=False)
+    dropout = serializers.FloatField(min_value=0.0, max_value=0.9, required=False)
+    mc_passes = serializers.IntegerField(min_value=1, max_value=256, required=False)
+    lr = serializers.FloatField(min_value=1e-7, max_value=1.0, required=False)
+    seed = serializers.IntegerField(min_value=0, required=False)
+
+
 class StartRunSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=TrainingRun.Kind.choices, default=TrainingRun.Kind.ENCODER,
+                                   help_text="encoder: the whole network on the images; head: a Bayesian head on "
+                                             "the active encoder's stored embeddings (the live queue).")
     full_retrain = serializers.BooleanField(default=False, help_text="Train from scratch, not from the active model.")
     hyperparameters = TrainingOverridesSerializer(required=False)
+    head = HeadOverridesSerializer(required=False, help_text="Head runs: HeadConfig overrides.")
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
@@ -36,7 +53,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TrainingRun
-        fields = ["id", "workflow", "workflow_version", "trigger", "status", "stage", "full_retrain",
+        fields = ["id", "workflow", "kind", "workflow_version", "trigger", "status", "stage", "full_retrain",
                   "init_model_version", "hyperparameters", "device", "progress", "history",
                   "snapshot_galaxies", "snapshot_holdout_galaxies", "snapshot_sha256",
                   "snapshot_last_classification_id", "snapshot_classifications",
@@ -53,5 +70,5 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "workflow", "number", "run", "checkpoint_sha256", "checkpoint_bytes", "tree_hash",
+        fields = ["id", "workflow", "kind", "encoder", "number", "run", "checkpoint_sha256", "checkpoint_bytes", "tree_hash",
                   "metrics", "train_metrics", "predictions_complete", "is_active", "activated_at", "created_at"]

@@ -9,15 +9,18 @@ from django.conf import settings
 from django.db import transaction
 
 from . import pipeline, runs
+from .models import TrainingRun
 
 
 def enqueue_training(run_id: int) -> None:
-    """Send a queued run to a worker once the transaction that queued it commits; if the
-    broker is unreachable the run fails with that reason instead of waiting forever."""
+    """Send a queued run (an encoder run to ``train_model``, a head run to ``refresh_head``) to
+    a worker once the transaction that queued it commits; if the broker is unreachable the run
+    fails with that reason instead of waiting forever."""
 
     def send() -> None:
+        task = refresh_head if TrainingRun.objects.filter(pk=run_id, kind=TrainingRun.Kind.HEAD).exists() else train_model
         try:
-            train_model.delay(run_id)
+            task.delay(run_id)
         except Exception as exc:  # noqa: BLE001 — any broker/transport error
             runs.fail_run(run_id=run_id, attempt=None, error=f"could not queue the training task: {exc}")
 
@@ -27,6 +30,10 @@ def enqueue_training(run_id: int) -> None:
 def enqueue_automatic_check(workflow_id: int) -> None:
     # robust: an unreachable broker must never turn a stored classification into an error.
     transaction.on_commit(lambda: check_automatic_retraining.delay(workflow_id), robust=True)
+
+
+def enqueue_head_refresh_check(workflow_id: int) -> None:
+    transaction.on_commit(lambda: check_head_refresh.delay(workflow_id), robust=True)
 
 
 @shared_task(acks_late=True, soft_time_limit=settings.RETRAIN_SOFT_TIME_LIMIT,
@@ -59,5 +66,21 @@ def reap_stale_runs() -> None:
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
 def check_automatic_retraining(workflow_id: int) -> None:
     run = runs.maybe_start_automatic_run(workflow_id=workflow_id)
+    if run is not None:
+        enqueue_training(run.pk)
+
+
+@shared_task(acks_late=True, soft_time_limit=settings.HEAD_REFRESH_TIME_LIMIT,
+             time_limit=settings.HEAD_REFRESH_TIME_LIMIT + 60)
+def refresh_head(run_id: int) -> None:
+    run = pipeline.refresh_head(run_id=run_id)
+    if run is not None:
+        # Votes that arrived while this head trained may already be enough for the next one.
+        enqueue_head_refresh_check(run.workflow_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
+def check_head_refresh(workflow_id: int) -> None:
+    run = runs.maybe_start_head_refresh(workflow_id=workflow_id)
     if run is not None:
         enqueue_training(run.pk)

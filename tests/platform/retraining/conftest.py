@@ -16,6 +16,8 @@ from workflows.models import Workflow
 
 TINY_TRAINING = {"epochs": 2, "image_size": 16, "widths": [8, 16], "batch_size": 16, "eval_mc_samples": 2,
                  "patience": 2}
+# A deep ensemble small enough to train in well under a second.
+TINY_HEAD = {"members": 4, "hidden": 16, "steps": 60}
 SMOOTH = [{"question": "smooth-or-featured", "answer": "smooth"}, {"question": "how-rounded", "answer": "round"},
           {"question": "merging", "answer": "none"}]
 FEATURED = [{"question": "smooth-or-featured", "answer": "featured-or-disk"},
@@ -67,6 +69,8 @@ def decals(db) -> Workflow:
 @pytest.fixture(autouse=True)
 def _retraining_settings(settings):
     settings.RETRAIN_AFTER_CLASSIFICATIONS = 0
+    settings.HEAD_REFRESH_AFTER_CLASSIFICATIONS = 0
+    settings.HEAD_REFRESH_CONFIG = TINY_HEAD
     settings.RETRAIN_MIN_GALAXIES = 5
     settings.RETRAIN_PREDICT_CHUNK_SIZE = 7
     settings.RETRAIN_PREDICT_MC_SAMPLES = 3
