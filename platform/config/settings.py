@@ -298,8 +298,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.add_error_responses"],
-    # Two choice sets are called "kind": a run's type and a head's posterior.
+    # Three choice sets are called "kind": a run's type, a head's posterior and a flag's reason.
     "ENUM_NAME_OVERRIDES": {"RunKindEnum": "retraining.models.TrainingRun.Kind",
+                            "FlagKindEnum": "review.models.Flag.Kind",
                             "HeadPosteriorEnum": ["ensemble", "mc_dropout"]},
 }
 
