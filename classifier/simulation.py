@@ -192,3 +192,23 @@ def simulated_annotations(tree: DecisionTree, appearance: Appearance, rng: rando
         annotations.append({"question": key, "answer": answer.key})
         key = answer.next
     return annotations
+
+
+def annotations_from_counts(tree: DecisionTree, counts: np.ndarray, rng: np.random.Generator) -> list[dict[str, str]]:
+    """One simulated volunteer's walk down the tree, drawing each answer from the real votes
+    ``counts`` (one per answer column, tree order) of the question reached — branch by branch,
+    so the simulated crowd's fractions follow the real crowd's. A question the real volunteers
+    never reached (no votes) is answered uniformly."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.shape != (tree.n_answers,):
+        raise ValueError(f"counts must have one value per answer of '{tree.name}' ({tree.n_answers}), "
+                         f"got shape {counts.shape}")
+    annotations, key = [], tree.first
+    while key is not None:
+        question = tree.question(key)
+        votes = np.clip(counts[question.slice], 0.0, None)
+        weights = votes / votes.sum() if votes.sum() > 0 else np.full(len(question.answers), 1 / len(question.answers))
+        answer = question.answers[int(rng.choice(len(question.answers), p=weights))]
+        annotations.append({"question": key, "answer": answer.key})
+        key = answer.next
+    return annotations
