@@ -41,5 +41,12 @@ benchmarks: venv
 	$(PY) tests/benchmarks/api_benchmark.py
 	$(PY) tests/benchmarks/classifier_benchmark.py
 
+# The house checks CI runs before the tests: lint, import contracts (pyproject's [tool.importlinter]),
+# dead code (pyproject's [tool.vulture]).
+lint: venv
+	$(VENV)/bin/ruff check .
+	PYTHONPATH=platform:. $(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture
+
 clean:
 	rm -rf var test-artifacts

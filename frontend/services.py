@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 from classifications.models import Classification, SubjectStatus
-from classifications.services import Volunteer
+from classifications.volunteers import Volunteer
 from galaxies.selectors import published_votes
 from workflows.models import Workflow
 

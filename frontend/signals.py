@@ -3,8 +3,7 @@
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 
-from classifications.services import Volunteer
-from classifications.volunteers import SESSION_KEY
+from classifications.volunteers import SESSION_KEY, Volunteer
 
 from .services import claim_anonymous_classifications
 

@@ -1,5 +1,9 @@
-"""Volunteer-facing API: the queue, submitting classifications, history and favourites."""
+"""Volunteer-facing API: the queue, submitting classifications, history, favourites and a
+galaxy's tallies."""
 
+from collections.abc import Callable
+
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
@@ -8,11 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import BadQueryParameter
+from galaxies.models import Galaxy
+from galaxies.serializers import GalaxyDetailSerializer
 from workflows.models import Workflow
 from workflows.selectors import workflow_settings
 
 from .errors import UnknownWorkflow
-from .selectors import next_subjects, volunteer_history
+from .selectors import galaxy_tallies, next_subjects, volunteer_history
 from .serializers import (
     ClassificationBatchInputSerializer,
     ClassificationInputSerializer,
@@ -74,18 +80,20 @@ class NextSubjectsApi(APIView):
                          "results": [queue_item_body(item) for item in items]})
 
 
+def _submission(data: dict) -> Submission:
+    return Submission(workflow_slug=data["workflow"], galaxy_id_str=data["galaxy"], annotations=data["annotations"],
+                      idempotency_key=data["idempotency_key"], started_at=data.get("started_at"),
+                      finished_at=data.get("finished_at"), selection=data["selection"])
+
+
 class ClassificationCreateApi(APIView):
     @extend_schema(summary="Submit a classification (idempotent by idempotency_key)",
                    request=ClassificationInputSerializer,
                    responses={201: ClassificationOutputSerializer, 200: ClassificationOutputSerializer})
     def post(self, request: Request) -> Response:
-        data = classification_input(request.data)
-        workflow = _workflow_or_404(data["workflow"])
-        result = submit_classification(
-            workflow=workflow, galaxy_id_str=data["galaxy"], volunteer=volunteer_from_request(request),
-            annotations=data["annotations"], idempotency_key=data["idempotency_key"],
-            started_at=data.get("started_at"), finished_at=data.get("finished_at"),
-            user_agent=request.headers.get("User-Agent", ""), selection=data["selection"])
+        result = submit_classification(submission=_submission(classification_input(request.data)),
+                                       volunteer=volunteer_from_request(request),
+                                       user_agent=request.headers.get("User-Agent", ""))
         body = classification_body(result.classification)
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
@@ -106,10 +114,7 @@ class ClassificationBatchCreateApi(APIView):
         request=ClassificationBatchInputSerializer, responses={200: dict})
     def post(self, request: Request) -> Response:
         outcomes = submit_classifications(
-            submissions=[Submission(workflow_slug=item["workflow"], galaxy_id_str=item["galaxy"],
-                                    annotations=item["annotations"], idempotency_key=item["idempotency_key"],
-                                    started_at=item.get("started_at"), finished_at=item.get("finished_at"),
-                                    selection=item["selection"]) for item in classification_batch_input(request.data)],
+            submissions=[_submission(item) for item in classification_batch_input(request.data)],
             volunteer=volunteer_from_request(request), user_agent=request.headers.get("User-Agent", ""))
         return Response({"results": [_outcome_body(outcome) for outcome in outcomes]})
 
@@ -132,3 +137,28 @@ class FavouriteApi(APIView):
         classification = set_favourite(classification_id=pk, volunteer=volunteer_from_request(request),
                                        is_favourite=serializer.validated_data["is_favourite"])
         return Response(ClassificationOutputSerializer(classification).data)
+
+
+class GalaxyDetailApi(APIView):
+    """A galaxy with its tallies per workflow, each with the active model's prediction.
+
+    Tallies live here; predictions belong to retraining, which sits above classifications, so
+    this view cannot import them: it takes `predictions` (called with galaxy_id=..., returning {workflow id: block}),
+    and the URL configuration, which sees every app, passes retraining's selector. Without
+    one (an app set without retraining) every block is null."""
+
+    predictions: Callable[..., dict[int, dict]] = staticmethod(lambda *, galaxy_id: {})
+
+    @extend_schema(summary="A galaxy with vote counts and fractions per question, per workflow",
+                   parameters=[OpenApiParameter("workflow", str, description="Only this workflow's votes")],
+                   responses=GalaxyDetailSerializer)
+    def get(self, request: Request, id_str: str) -> Response:
+        galaxy = get_object_or_404(Galaxy, id_str=id_str)
+        if slug := request.query_params.get("workflow"):
+            get_object_or_404(Workflow, slug=slug)
+        body = GalaxyDetailSerializer(galaxy).data
+        predictions = self.predictions(galaxy_id=galaxy.pk)
+        body["workflows"] = [{**{k: v for k, v in tally.items() if k != "workflow_id"},
+                              "prediction": predictions.get(tally["workflow_id"])}
+                             for tally in galaxy_tallies(galaxy=galaxy, workflow_slug=slug)]
+        return Response(body)

@@ -1,4 +1,4 @@
-"""Reads: the next galaxies for a volunteer, and vote tallies as fractions per question."""
+"""Reads: the next galaxies for a volunteer, and a galaxy's vote tallies as fractions per question."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from classifier.tree import DecisionTree
 from core.db import hot_path_cursor
 from galaxies.models import Galaxy
 from workflows.models import Workflow
@@ -115,22 +114,15 @@ def next_subjects(*, workflow: Workflow, volunteer_key: str, limit: int = 10,
     return queue
 
 
-def vote_summary(*, tree: DecisionTree, vote_counts: dict[str, int]) -> list[dict[str, Any]]:
-    """Per question: total votes, and per answer the count and the fraction of that question's votes."""
-    summary = []
-    for question in tree.questions:
-        counts = {a.key: int(vote_counts.get(f"{question.key}_{a.key}", 0)) for a in question.answers}
-        total = sum(counts.values())
-        summary.append({
-            "question": question.key, "text": question.text, "total": total,
-            "answers": [{"answer": a.key, "label": a.label, "count": counts[a.key],
-                         "fraction": counts[a.key] / total if total else None} for a in question.answers],
-        })
-    return summary
-
-
-def has_classified(*, workflow: Workflow, galaxy_id: int, volunteer_key: str) -> bool:
-    return Classification.objects.filter(workflow=workflow, galaxy_id=galaxy_id, volunteer_key=volunteer_key).exists()
+def galaxy_tallies(*, galaxy: Galaxy, workflow_slug: str | None = None) -> list[dict[str, Any]]:
+    """The galaxy's tally in each workflow (or only the one named): counts, retirement, queue
+    priority and the votes per question (the tree's summary)."""
+    statuses = galaxy.subject_statuses.select_related("workflow")
+    if workflow_slug:
+        statuses = statuses.filter(workflow__slug=workflow_slug)
+    return [{"workflow_id": s.workflow_id, "workflow": s.workflow.slug, "classification_count": s.classification_count,
+             "retired_at": s.retired_at, "retirement_reason": s.retirement_reason, "priority": s.priority,
+             "questions": s.workflow.decision_tree.summary(s.vote_counts)} for s in statuses]
 
 
 def volunteer_history(*, volunteer_key: str) -> QuerySet[Classification]:

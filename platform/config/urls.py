@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from classifications import api as classification_api
 from galaxies import api as galaxy_api
 from retraining import api as retraining_api
+from retraining.selectors import active_predictions_for_galaxy
 from workflows import api as workflow_api
 
 api_patterns = [
@@ -19,7 +20,10 @@ api_patterns = [
     path("me/classifications/", classification_api.MyClassificationsApi.as_view(), name="my-classifications"),
     path("me/classifications/<int:pk>/favourite/", classification_api.FavouriteApi.as_view(), name="favourite"),
     path("galaxies/", galaxy_api.GalaxyListApi.as_view(), name="galaxy-list"),
-    path("galaxies/<str:id_str>/", galaxy_api.GalaxyDetailApi.as_view(), name="galaxy-detail"),
+    # Tallies (classifications) with the active model's predictions (retraining, the layer above):
+    # composed here, where both are visible.
+    path("galaxies/<str:id_str>/", classification_api.GalaxyDetailApi.as_view(
+        predictions=active_predictions_for_galaxy), name="galaxy-detail"),
     path("workflows/<slug:slug>/training-runs/", retraining_api.TrainingRunListCreateApi.as_view(),
          name="training-run-list"),
     path("workflows/<slug:slug>/model-versions/", retraining_api.ModelVersionListApi.as_view(),

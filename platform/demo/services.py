@@ -13,7 +13,8 @@ from django.conf import settings
 from tqdm import tqdm
 
 from classifications.models import SubjectStatus
-from classifications.services import Volunteer, submit_classification
+from classifications.services import Submission, submit_classification
+from classifications.volunteers import Volunteer
 from classifier.simulation import (
     Appearance,
     annotations_from_counts,
@@ -121,9 +122,10 @@ def seed_simulated_votes(*, workflow: Workflow, galaxies: Iterable[Galaxy], vote
             annotations = (annotations_from_counts(tree, real, draws) if real is not None
                            else simulated_annotations(tree, appearance, rng, noise[volunteer], expected))
             result = submit_classification(
-                workflow=workflow, galaxy_id_str=galaxy.id_str,
-                volunteer=Volunteer(key=f"{SIMULATED_VOLUNTEER_PREFIX}:{volunteer}"),
-                annotations=annotations, idempotency_key=f"sim-{uuid.uuid4().hex}", is_simulated=True)
+                submission=Submission(
+                    workflow_slug=workflow.slug, galaxy_id_str=galaxy.id_str, annotations=annotations,
+                    idempotency_key=f"sim-{uuid.uuid4().hex}"),
+                volunteer=Volunteer(key=f"{SIMULATED_VOLUNTEER_PREFIX}:{volunteer}"), is_simulated=True)
             stored += result.created
     return stored
 

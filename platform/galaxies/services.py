@@ -20,11 +20,10 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from tqdm import tqdm
 
-from classifications.services import ensure_subject_statuses
-
 from . import imaging
 from .models import Galaxy
 from .selectors import galaxies_by_id_str
+from .signals import galaxies_saved
 
 BAND_COLUMN = re.compile(r"^file_loc_(?P<band>[A-Za-z]{1,3})$")
 FIELD_COLUMNS = {"id_str", "ra", "dec", "file_loc", "survey", "pixel_scale"}
@@ -299,7 +298,7 @@ def write_galaxies(*, prepared: Sequence[PreparedGalaxy]) -> tuple[list[int], in
             Galaxy.objects.bulk_update(changed, ["ra", "dec", "survey", "pixel_scale", "metadata", "is_simulated",
                                                  "image", "fits_source"])
             ids += [g.id for g in created] + [g.id for g in changed]
-            ensure_subject_statuses(galaxy_ids=ids)
+            galaxies_saved.send(sender=Galaxy, galaxy_ids=ids)
             transaction.on_commit(lambda: [default_storage.delete(name) for name in replaced])
     except BaseException:
         for name in saved:

@@ -8,6 +8,7 @@ from classifier.tree import DecisionTree
 
 from .models import Workflow, WorkflowVersion
 from .shipped import SHIPPED_WORKFLOWS
+from .signals import workflow_tree_saved
 
 
 @transaction.atomic
@@ -38,9 +39,7 @@ def upsert_workflow(*, slug: str, tree: DecisionTree | dict[str, Any], name: str
     workflow.save()
     WorkflowVersion.objects.get_or_create(workflow=workflow, number=workflow.version,
                                           defaults={"tree": document, "tree_hash": workflow.tree_hash})
-    from classifications.services import ensure_subject_statuses
-
-    ensure_subject_statuses(workflow=workflow)
+    workflow_tree_saved.send(sender=Workflow, workflow=workflow)
     return workflow
 
 

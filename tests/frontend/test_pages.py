@@ -9,7 +9,8 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from classifications.models import Classification
-from classifications.services import Volunteer, submit_classification
+from classifications.services import Submission, submit_classification
+from classifications.volunteers import Volunteer
 from frontend.models import FieldGuideExample
 from frontend.services import import_field_guide_images, pick_field_guide_examples
 from galaxies.selectors import PUBLISHED_VOTES
@@ -32,9 +33,9 @@ def decals():
 
 
 def vote(workflow, galaxy, annotations, *, volunteer="v1", simulated=False):
-    return submit_classification(workflow=workflow, galaxy_id_str=galaxy.id_str,
-                                 volunteer=Volunteer.anonymous(volunteer), annotations=annotations,
-                                 idempotency_key=uuid.uuid4().hex, is_simulated=simulated).classification
+    return submit_classification(submission=Submission(workflow_slug=workflow.slug, galaxy_id_str=galaxy.id_str,
+                                                       annotations=annotations, idempotency_key=uuid.uuid4().hex),
+                                 volunteer=Volunteer.anonymous(volunteer), is_simulated=simulated).classification
 
 
 def test_pages_render_and_set_the_csrf_cookie(client):
@@ -180,8 +181,9 @@ def test_claiming_leaves_galaxies_the_account_already_classified(decals, django_
 
     user = django_user_model.objects.create_user("ada", password="x")
     both, only_anon = make_galaxies(2, size=16)
-    submit_classification(workflow=decals, galaxy_id_str=both.id_str, volunteer=Volunteer.for_user(user.id),
-                          annotations=decals_smooth_path(), idempotency_key=uuid.uuid4().hex)
+    submit_classification(submission=Submission(workflow_slug=decals.slug, galaxy_id_str=both.id_str,
+                                                annotations=decals_smooth_path(), idempotency_key=uuid.uuid4().hex),
+                          volunteer=Volunteer.for_user(user.id))
     vote(decals, both, decals_smooth_path(), volunteer="s1")
     vote(decals, only_anon, decals_smooth_path(), volunteer="s1")
     assert claim_anonymous_classifications(anonymous_key="anon:s1", user_id=user.id) == 1

@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 
 from classifications.errors import InvalidAnnotations
 from classifications.models import Classification, SubjectStatus
-from classifications.services import Volunteer, ensure_subject_statuses, submit_classification
+from classifications.services import Submission, ensure_subject_statuses, submit_classification
+from classifications.volunteers import Volunteer
 from classifier.tree import DecisionTree
 from tests.platform.factories import GalaxyFactory
 from workflows.models import Workflow
@@ -169,8 +170,10 @@ def test_every_walk_through_the_tree_is_accepted_and_counted_exactly(target):
         before = SubjectStatus.objects.get(workflow=workflow, galaxy=galaxy)
         key = uuid.uuid4().hex
         volunteer = Volunteer.anonymous(uuid.uuid4().hex)
-        result = submit_classification(workflow=workflow, galaxy_id_str=galaxy.id_str, volunteer=volunteer,
-                                       annotations=path, idempotency_key=key)
+        result = submit_classification(submission=Submission(workflow_slug=workflow.slug,
+                                                             galaxy_id_str=galaxy.id_str, annotations=path,
+                                                             idempotency_key=key),
+                                       volunteer=volunteer)
         assert result.created and result.classification.counted
         after = SubjectStatus.objects.get(workflow=workflow, galaxy=galaxy)
         assert after.classification_count == before.classification_count + 1
@@ -181,8 +184,10 @@ def test_every_walk_through_the_tree_is_accepted_and_counted_exactly(target):
         assert after.vote_counts == expected
         assert Classification.objects.get(idempotency_key=key).annotations == path
 
-        replay = submit_classification(workflow=workflow, galaxy_id_str=galaxy.id_str, volunteer=volunteer,
-                                       annotations=path[:1], idempotency_key=key)
+        replay = submit_classification(submission=Submission(workflow_slug=workflow.slug,
+                                                             galaxy_id_str=galaxy.id_str, annotations=path[:1],
+                                                             idempotency_key=key),
+                                       volunteer=volunteer)
         assert not replay.created and replay.classification.id == result.classification.id
         assert SubjectStatus.objects.get(workflow=workflow, galaxy=galaxy).vote_counts == expected
 
@@ -199,9 +204,10 @@ def test_every_broken_path_is_refused_naming_the_rule_and_nothing_is_stored(targ
         note(f"{broken.kind}: {broken.annotations!r}")
         before = snapshot(workflow, galaxy)
         with pytest.raises(InvalidAnnotations) as info:
-            submit_classification(workflow=workflow, galaxy_id_str=galaxy.id_str,
-                                  volunteer=Volunteer.anonymous("prop"), annotations=broken.annotations,
-                                  idempotency_key=uuid.uuid4().hex)
+            submit_classification(submission=Submission(workflow_slug=workflow.slug, galaxy_id_str=galaxy.id_str,
+                                                        annotations=broken.annotations,
+                                                        idempotency_key=uuid.uuid4().hex),
+                                  volunteer=Volunteer.anonymous("prop"))
         assert info.value.field == "annotations"
         check_refusal(info.value.detail["error"], broken)
         assert snapshot(workflow, galaxy) == before

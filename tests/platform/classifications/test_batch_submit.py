@@ -17,11 +17,11 @@ from classifications.serializers import MAX_BATCH
 from classifications.services import (
     BatchOutcome,
     Submission,
-    Volunteer,
     ensure_subject_statuses,
     submit_classification,
     submit_classifications,
 )
+from classifications.volunteers import Volunteer
 from tests.platform.factories import GalaxyFactory, decals_smooth_path
 from workflows.models import Workflow
 
@@ -160,8 +160,11 @@ def test_a_key_taken_by_a_concurrent_request_settles_each_item_on_its_own(open_w
     def concurrent_request():
         try:
             with transaction.atomic():
-                submit_classification(workflow=open_workflow, galaxy_id_str=other.id_str, volunteer=volunteer,
-                                      annotations=decals_smooth_path(), idempotency_key="contested-key")
+                submit_classification(submission=Submission(workflow_slug=open_workflow.slug,
+                                                            galaxy_id_str=other.id_str,
+                                                            annotations=decals_smooth_path(),
+                                                            idempotency_key="contested-key"),
+                                      volunteer=volunteer)
                 inserted.set()
                 release.wait(timeout=30)
         finally:
@@ -193,9 +196,11 @@ def _one_by_one(submissions, volunteer):
             workflow = Workflow.objects.filter(slug=s.workflow_slug).first()
             if workflow is None:
                 raise UnknownWorkflow("", field="workflow")
-            outcomes[index] = BatchOutcome(result=submit_classification(
-                workflow=workflow, galaxy_id_str=s.galaxy_id_str, volunteer=volunteer, annotations=s.annotations,
-                idempotency_key=s.idempotency_key))
+            outcomes[index] = BatchOutcome(result=submit_classification(submission=Submission(workflow_slug=workflow.slug,
+                                                                                              galaxy_id_str=s.galaxy_id_str,
+                                                                                              annotations=s.annotations,
+                                                                                              idempotency_key=s.idempotency_key),
+                                                                        volunteer=volunteer))
         except DomainError as exc:
             outcomes[index] = BatchOutcome(error=exc)
     return outcomes
@@ -227,10 +232,12 @@ def test_a_random_batch_has_the_outcomes_and_effects_of_the_same_submits_one_by_
     galaxies = GalaxyFactory.create_batch(4)
     ensure_subject_statuses(galaxy_ids=[g.id for g in galaxies[:3]])
     volunteer, other = Volunteer.anonymous("batcher"), Volunteer.anonymous("someone-else")
-    submit_classification(workflow=decals, galaxy_id_str=galaxies[0].id_str, volunteer=volunteer,
-                          annotations=decals_smooth_path(), idempotency_key="stored-mine")
-    submit_classification(workflow=decals, galaxy_id_str=galaxies[1].id_str, volunteer=other,
-                          annotations=decals_smooth_path(), idempotency_key="stored-theirs")
+    submit_classification(submission=Submission(workflow_slug=decals.slug, galaxy_id_str=galaxies[0].id_str,
+                                                annotations=decals_smooth_path(), idempotency_key="stored-mine"),
+                          volunteer=volunteer)
+    submit_classification(submission=Submission(workflow_slug=decals.slug, galaxy_id_str=galaxies[1].id_str,
+                                                annotations=decals_smooth_path(), idempotency_key="stored-theirs"),
+                          volunteer=other)
     bad_path = [{"question": "smooth-or-featured", "answer": "smooth"}]
     submissions = [Submission(
         workflow_slug=rng.choice(["gz-decals-dr5", "gz-decals-dr5", "gz2", "no-such-workflow"]),

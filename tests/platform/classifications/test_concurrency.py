@@ -11,7 +11,8 @@ from django.db import connection
 
 from classifications.errors import SubjectRetired
 from classifications.models import Classification, SubjectStatus
-from classifications.services import Volunteer, ensure_subject_statuses, submit_classification
+from classifications.services import Submission, ensure_subject_statuses, submit_classification
+from classifications.volunteers import Volunteer
 from tests.platform.factories import GalaxyFactory
 from workflows.models import Workflow
 
@@ -33,9 +34,11 @@ def run_in_threads(jobs_per_thread: list[list[dict]]) -> list[tuple[dict, object
             for job in jobs:
                 workflow = Workflow.objects.get(slug=job["workflow"])
                 try:
-                    outcome = submit_classification(workflow=workflow, galaxy_id_str=job["galaxy"],
-                                                    volunteer=job["volunteer"], annotations=job["annotations"],
-                                                    idempotency_key=job["key"])
+                    outcome = submit_classification(submission=Submission(workflow_slug=workflow.slug,
+                                                                          galaxy_id_str=job["galaxy"],
+                                                                          annotations=job["annotations"],
+                                                                          idempotency_key=job["key"]),
+                                                    volunteer=job["volunteer"])
                 except Exception as exc:  # noqa: BLE001 - every outcome is asserted on by the caller
                     outcome = exc
                 with lock:

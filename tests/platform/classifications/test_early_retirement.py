@@ -4,7 +4,8 @@ import pytest
 
 from classifications.errors import SubjectRetired
 from classifications.models import SubjectStatus
-from classifications.services import Volunteer, submit_classification
+from classifications.services import Submission, submit_classification
+from classifications.volunteers import Volunteer
 from tests.platform.factories import GalaxyFactory, decals_smooth_path
 from workflows.models import Workflow
 
@@ -19,9 +20,10 @@ FEATURED_PATH = [{"question": "smooth-or-featured", "answer": "featured-or-disk"
 def classify(workflow, galaxy, paths):
     """Each path from a different volunteer, until the galaxy retires; returns its status."""
     for number, path in enumerate(paths):
-        result = submit_classification(workflow=workflow, galaxy_id_str=galaxy.id_str,
-                                       volunteer=Volunteer.anonymous(f"session-{number}"), annotations=path,
-                                       idempotency_key=uuid.uuid4().hex)
+        result = submit_classification(submission=Submission(workflow_slug=workflow.slug,
+                                                             galaxy_id_str=galaxy.id_str, annotations=path,
+                                                             idempotency_key=uuid.uuid4().hex),
+                                       volunteer=Volunteer.anonymous(f"session-{number}"))
         if result.status.is_retired:
             break
     return SubjectStatus.objects.get(workflow=workflow, galaxy__id_str=galaxy.id_str)

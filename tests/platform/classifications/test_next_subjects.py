@@ -12,7 +12,8 @@ from rest_framework.test import APIClient
 
 from classifications.models import Classification, SubjectStatus
 from classifications.selectors import next_subjects
-from classifications.services import Volunteer, ensure_subject_statuses, submit_classification
+from classifications.services import Submission, ensure_subject_statuses, submit_classification
+from classifications.volunteers import Volunteer
 from tests.platform.factories import GalaxyFactory, decals_smooth_path
 from workflows.models import Workflow
 
@@ -41,8 +42,9 @@ def ids(items) -> list[int]:
 
 
 def classify(workflow, galaxy, volunteer: Volunteer) -> None:
-    submit_classification(workflow=workflow, galaxy_id_str=galaxy.id_str, volunteer=volunteer,
-                          annotations=decals_smooth_path(), idempotency_key=uuid.uuid4().hex)
+    submit_classification(submission=Submission(workflow_slug=workflow.slug, galaxy_id_str=galaxy.id_str,
+                                                annotations=decals_smooth_path(), idempotency_key=uuid.uuid4().hex),
+                          volunteer=volunteer)
 
 
 def test_without_random_share_the_queue_is_the_top_of_the_priority_order(workflow, galaxies):
@@ -219,9 +221,10 @@ def test_replay_after_retirement_returns_the_original(workflow, galaxies):
 def test_galaxy_detail_has_counts_and_fractions_per_question(workflow, galaxies):
     for n in range(3):
         classify(workflow, galaxies[0], Volunteer.anonymous(f"v{n}"))
-    submit_classification(workflow=workflow, galaxy_id_str=galaxies[0].id_str, volunteer=Volunteer.anonymous("x"),
-                          annotations=[{"question": "smooth-or-featured", "answer": "artifact"}],
-                          idempotency_key=uuid.uuid4().hex)
+    submit_classification(submission=Submission(workflow_slug=workflow.slug, galaxy_id_str=galaxies[0].id_str,
+                                                annotations=[{"question": "smooth-or-featured", "answer": "artifact"}],
+                                                idempotency_key=uuid.uuid4().hex),
+                          volunteer=Volunteer.anonymous("x"))
     body = APIClient().get(f"/api/galaxies/{galaxies[0].id_str}/", {"workflow": "gz-decals-dr5"}).json()
     (decals,) = body["workflows"]
     assert decals["classification_count"] == 4

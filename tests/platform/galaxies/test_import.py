@@ -119,16 +119,19 @@ def test_command_lists_bad_rows(tmp_path):
         call_command("import_galaxies", str(catalog), "--images", str(tmp_path), verbosity=0)
 
 
-def test_failed_write_leaves_no_rows_or_files(five_rows, settings, monkeypatch):
+def test_failed_write_leaves_no_rows_or_files(five_rows, settings):
     catalog, folder = five_rows
-    import galaxies.services as services
+    from galaxies.signals import galaxies_saved
 
     def fail(**kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(services, "ensure_subject_statuses", fail)
-    with pytest.raises(RuntimeError):
-        import_catalog(catalog_path=catalog, images_dir=folder)
+    galaxies_saved.connect(fail, dispatch_uid="test-failing-receiver")
+    try:
+        with pytest.raises(RuntimeError):
+            import_catalog(catalog_path=catalog, images_dir=folder)
+    finally:
+        galaxies_saved.disconnect(dispatch_uid="test-failing-receiver")
     assert not Galaxy.objects.exists()
     assert media_files(settings) == []
 

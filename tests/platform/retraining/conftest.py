@@ -9,7 +9,8 @@ import pytest
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from classifications.services import Volunteer, ensure_subject_statuses, submit_classification
+from classifications.services import Submission, ensure_subject_statuses, submit_classification
+from classifications.volunteers import Volunteer
 from tests.platform.factories import GalaxyFactory
 from workflows.models import Workflow
 
@@ -52,10 +53,10 @@ def seed_votes(workflow: Workflow, galaxies, volunteers: int, seed: int = 0) -> 
     rng = random.Random(seed)
     for v in range(volunteers):
         for galaxy in galaxies:
-            submit_classification(workflow=workflow, galaxy_id_str=galaxy.id_str,
-                                  volunteer=Volunteer.anonymous(f"sim-{seed}-{v}"),
-                                  annotations=simulated_answer(galaxy, rng), idempotency_key=uuid.uuid4().hex,
-                                  is_simulated=True)
+            submit_classification(submission=Submission(workflow_slug=workflow.slug, galaxy_id_str=galaxy.id_str,
+                                                        annotations=simulated_answer(galaxy, rng),
+                                                        idempotency_key=uuid.uuid4().hex),
+                                  volunteer=Volunteer.anonymous(f"sim-{seed}-{v}"), is_simulated=True)
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import signal
 import subprocess
 import sys
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from config import REPO_ROOT
 from demo.services import load_demo_galaxies
 from demo.services import prepare_demo_model as train_first_model
 from galaxies.models import Galaxy
@@ -47,7 +47,7 @@ def ensure_demo_admin() -> bool:
 
 
 def worker_command() -> list[str]:
-    return [sys.executable, "-m", "celery", "--workdir", str(REPO_ROOT / "platform"), "-A", "config", "worker",
+    return [sys.executable, "-m", "celery", "--workdir", str(settings.BASE_DIR / "platform"), "-A", "config", "worker",
             "-Q", "default,gpu", "--concurrency", "1", "--prefetch-multiplier", "1", "-l", "info"]
 
 
@@ -78,7 +78,7 @@ class Command(BaseCommand):
         worker = None
         if not options["no_worker"]:
             self.stdout.write("Starting a Celery worker (queues default, gpu): " + " ".join(worker_command()[1:]))
-            worker = subprocess.Popen(worker_command(), cwd=REPO_ROOT)
+            worker = subprocess.Popen(worker_command(), cwd=settings.BASE_DIR)
         try:
             call_command("runserver", f"{options['host']}:{options['port']}", use_reloader=False)
         finally:
