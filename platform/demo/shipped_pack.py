@@ -46,10 +46,6 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def is_present() -> bool:
-    return CATALOG.is_file()
-
-
 def galaxies(tree: DecisionTree) -> list[PackGalaxy]:
     """The pack's galaxies with vote counts for ``tree`` (the gz2 tree: the Kaggle columns)."""
     frame = pd.read_csv(CATALOG)
