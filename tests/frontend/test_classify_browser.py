@@ -16,6 +16,7 @@ from PIL import Image
 
 from classifications.models import Classification, SubjectStatus
 from tests.frontend.conftest import PHONE, make_galaxies, shot
+from workflows.models import Workflow
 from workflows.shipped import DECALS_DR5, GZ2
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -325,7 +326,6 @@ def test_a_galaxy_retired_while_on_screen_is_replaced_by_the_next(open_page):
 def test_any_workflow_tree_renders_and_is_followed_exactly(open_page):
     """The page knows no tree: on Galaxy Zoo 2 pressing 1 at every question walks the
     first-answer branch that the tree document defines."""
-    from workflows.models import Workflow
 
     tree = Workflow.objects.get(slug=GZ2).decision_tree
     expected, key = [], tree.first
