@@ -64,7 +64,7 @@ def private_filesystem_broker(tmp_path):
     current_app.conf.broker_transport_options = {
         **saved, "data_folder_in": str(folders["queue"]), "data_folder_out": str(folders["queue"]),
         "processed_folder": str(folders["processed"]), "control_folder": str(folders["control"])}
-    current_app._pool = None
+    current_app._pool = None  # the cached pool keeps the old options; the next task opens a new one
     yield
     current_app.pool.force_close_all()
     current_app.conf.broker_transport_options = saved
