@@ -45,12 +45,12 @@ export function feedbackBody({ detail, annotations, walk, counted }) {
       const isMine = mine.get(question) === a.answer;
       return h("li", { class: isMine ? "mine" : "" },
         h("span", { class: "label" }, a.label, isMine ? h("span", { class: "visually-hidden" }, " (your answer)") : null),
-        h("div", { style: "display:grid;gap:4px" },
+        h("div", { class: "bar-pair" },
           h("div", { class: "bar", title: `Volunteers: ${a.count} of ${summary.total}` },
             h("span", { class: "fill", style: { width: `${(a.fraction || 0) * 100}%` } })),
           predicted ? modelBar(predicted) : null),
-        h("span", { class: "value" }, percent(a.fraction),
-          predicted ? h("span", { style: "display:block;color:#cbbcff" }, percent(predicted.fraction)) : null));
+        h("span", { class: "value" }, h("span", { class: "crowd-value" }, percent(a.fraction)),
+          predicted ? h("span", { class: "model-value" }, percent(predicted.fraction)) : null));
     });
     out.push(h("div", { class: "feedback-q" }, h("h3", {}, summary.text), h("ul", { class: "bars" }, rows)));
   }
