@@ -27,6 +27,7 @@ SIZES = {"desktop": {"viewport": DESKTOP},
          "phone": {"viewport": PHONE, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}}
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 BLOCKING = ("serious", "critical")
+README_GALAXY = "GZ2K-936214"  # a clear spiral of the pack, picked by eye for the README
 
 
 @pytest.fixture
@@ -69,6 +70,22 @@ def classify_to_feedback(page):
     return galaxy
 
 
+def classify_as_the_crowd(page, tree, counts):
+    """Answer each question as most real (published) volunteers did, down to the feedback."""
+    page.wait_for_selector("#classify-app[data-ready='true']")
+    while page.locator("#done").count() == 0:
+        question = tree.question(page.locator("fieldset.question").get_attribute("data-question"))
+        answer = max(question.answers, key=lambda a: counts.get(a.column, 0))
+        page.click(f"fieldset.question .answer[data-answer='{answer.key}']")
+    page.click("#done")
+    page.wait_for_selector(".feedback-q")
+
+
+def fits_without_scrolling(page) -> bool:
+    return page.evaluate("document.scrollingElement.scrollHeight <= window.innerHeight + 1 && (() => {"
+                         " const p = document.querySelector('.panel'); return p.scrollHeight <= p.clientHeight + 1; })()")
+
+
 def model_shares(page) -> list[str]:
     return page.locator(".bars .value .model-value").all_inner_texts()
 
@@ -94,9 +111,7 @@ def test_volunteer_pages_show_real_galaxies_the_models_posterior_and_pass_axe(op
     first = classify_to_feedback(page)
     check_page(page, "feedback-desktop", audits)
     assert f"Model v{version.number}" in page.inner_text(".feedback")
-    assert page.evaluate("document.scrollingElement.scrollHeight <= window.innerHeight + 1"), "the page scrolls"
-    assert page.evaluate("(() => { const p = document.querySelector('.panel');"
-                         " return p.scrollHeight <= p.clientHeight + 1; })()"), "the feedback panel scrolls"
+    assert fits_without_scrolling(page), "the feedback needs scrolling"
     cut = page.evaluate("[...document.querySelectorAll('.bars .label')]"
                         ".filter((l) => l.scrollWidth > l.clientWidth + 1).map((l) => l.textContent)")
     assert cut == [], f"cut labels: {cut}"
@@ -158,6 +173,38 @@ def test_volunteer_pages_show_real_galaxies_the_models_posterior_and_pass_axe(op
 
     assert {name: found for name, found in audits.items() if found} == {}
     assert SubjectStatus.objects.filter(workflow=gz2, classification_count__gt=0).exists()
+
+
+def test_a_long_branch_classified_as_the_crowd_did_fits_and_the_model_agrees(open_page, demo_site):
+    """A clear spiral (95% of volunteers: spiral; 76%: two arms), first in the queue, answered as most Galaxy Zoo 2 volunteers did:
+    the whole spiral branch's feedback fits at 1366×860 and the model's top answers are the
+    crowd's (these are the README's screenshots)."""
+    gz2, version = demo_site
+    tree = gz2.decision_tree
+    galaxy = Galaxy.objects.get(id_str=README_GALAXY)
+    counts = galaxy.metadata["published_votes"]["counts"]
+    Workflow.objects.filter(pk=gz2.pk).update(random_fraction=0.0)
+    SubjectStatus.objects.filter(workflow=gz2, galaxy=galaxy).update(priority=10.0)
+    prediction = Prediction.objects.get(model_version=version, galaxy=galaxy)
+    for question in ("smooth-or-features", "spiral"):
+        answers = tree.question(question).answers
+        crowd = max(answers, key=lambda a: counts.get(a.column, 0))
+        model = max(answers, key=lambda a: prediction.fractions[a.index])
+        assert crowd == model, (question, crowd.key, model.key)
+
+    for size in SIZES:
+        page = open_sized(open_page, f"/classify/{GZ2}/", size)
+        page.wait_for_selector("#classify-app[data-ready='true']")
+        assert page.locator("#stage").get_attribute("data-galaxy") == galaxy.id_str
+        if size == "phone":
+            page.wait_for_load_state("networkidle")
+            shot(page, "readme-classify-phone")  # the first question, with the field guide's thumbnails
+        classify_as_the_crowd(page, tree, counts)
+        page.wait_for_load_state("networkidle")
+        shot(page, f"readme-feedback-{size}", full_page=size == "phone")
+        if size == "desktop":
+            assert page.locator(".feedback-q").count() >= 6
+            assert fits_without_scrolling(page), "the spiral branch's feedback needs scrolling"
 
 
 def test_admin_pages_fit_1366_px_and_pass_axe(open_page, demo_site, live_server):
