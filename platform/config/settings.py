@@ -5,9 +5,12 @@ filesystem broker (a real worker process, no server needed). Production and CI s
 ``DATABASE_URL=postgres://...`` and ``CELERY_BROKER_URL=redis://...``.
 """
 
+import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from config import REPO_ROOT
 
@@ -18,9 +21,30 @@ BASE_DIR = REPO_ROOT
 VAR_DIR = Path(env.str("VAR_DIR", default=str(REPO_ROOT / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env.str("SECRET_KEY", default="insecure-demo-key-change-me-in-production-0123456789")
+# Off unless asked for: the demo (`make demo`) sets DEBUG=1; anything facing the internet must not.
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _local_secret_key(path: Path) -> str:
+    """A random key kept in ``var/``, made on first use: the demo's sessions survive a restart
+    and no key is shared between checkouts (a public default would sign anyone's cookies)."""
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set and DEBUG is off: set SECRET_KEY to a long random string (e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`), or DEBUG=1 for a local demo.")
+    SECRET_KEY = _local_secret_key(VAR_DIR / "secret_key")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    # nginx / the ingress terminates TLS: trust its X-Forwarded-Proto (deploy/).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"])
 
 INSTALLED_APPS = [
@@ -32,11 +56,14 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "allauth",
     "allauth.account",
+    "csp",
+    "axes",
     # Domain apps (platform/)
     "core",
     "workflows",
@@ -44,21 +71,65 @@ INSTALLED_APPS = [
     "classifications",
     "retraining",
     "demo",
+    # Operations: health, metrics, worker heartbeats (reads the apps above; nothing imports it)
+    "django_prometheus",
+    "monitoring",
     # Volunteer web UI (frontend/)
     "frontend",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.middleware.ApiGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+
+# HTTPS: on by default whenever DEBUG is off (HTTPS_ONLY=0 for plain-http test servers). Behind
+# a TLS-terminating proxy set BEHIND_TLS_PROXY=1, and only if the proxy overwrites
+# X-Forwarded-Proto: otherwise a client could claim https itself.
+HTTPS_ONLY = env.bool("HTTPS_ONLY", default=not DEBUG)
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS_ONLY)
+# Probes and the metrics scraper call the pods over plain http, inside the cluster.
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[r"^healthz$", r"^readyz$", r"^metrics$"])
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS_ONLY
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600 if HTTPS_ONLY else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Preloading puts the domain on the browsers' built-in list, a commitment only the domain's
+# owner can make: opt in with SECURE_HSTS_PRELOAD=1; until then the deploy check's reminder is off.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# Content-Security-Policy (django-csp): scripts, styles, images and requests from this origin
+# only, no inline code (the templates keep theirs in static files). The admin (Django's and
+# retraining's templates use inline styles and scripts) is staff-only and left out.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/admin/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 ROOT_URLCONF = "config.urls"
 
@@ -107,6 +178,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password hash
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -115,6 +187,23 @@ ACCOUNT_LOGIN_METHODS = {"email", "username"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="none")
 LOGIN_REDIRECT_URL = "/"
+# Sign-in and sign-up rates (allauth, on the shared cache): per address, and per account for failures.
+ACCOUNT_RATE_LIMITS = {
+    "login": env.str("RATE_LIMIT_LOGIN", default="30/m/ip"),
+    "login_failed": env.str("RATE_LIMIT_LOGIN_FAILED", default="10/m/ip,5/5m/key"),
+    "signup": env.str("RATE_LIMIT_SIGNUP", default="20/m/ip"),
+}
+# Lockout after failed sign-ins (django-axes), for the admin's and allauth's login alike: after
+# AXES_FAILURE_LIMIT failures from one address for one account, that pair waits AXES_COOLOFF_TIME.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Attempts are kept in the database (axes' default handler): shared by every process, and its
+# cache handler would refuse the file cache of the embedded default.
+AXES_USERNAME_FORM_FIELD = "login"  # allauth's field; the admin's `username` is read by AXES_USERNAME_CALLABLE
+AXES_USERNAME_CALLABLE = "core.auth.login_name"
+AXES_IPWARE_PROXY_COUNT = env.int("NUM_PROXIES", default=0) or None
+AXES_RESET_ON_SUCCESS = True
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
 LANGUAGE_CODE = "en-gb"
@@ -134,15 +223,31 @@ STORAGES = {
 }
 
 REST_FRAMEWORK = {
+    # No Basic auth: every request carrying it cost a password hash (PBKDF2, ~0.2 s of CPU),
+    # a lever for anyone. Browsers use the session; scripts a token (`manage.py drf_create_token`).
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # JSON only: a browser cannot send it cross-site without a CORS preflight, which this site
+    # never grants (a form post from another origin was stored as a vote).
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.SafeJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    # Views opt in with `throttle_scope`; rates per volunteer, and per address (`<scope>_ip`).
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.ScopedThrottle", "core.throttles.ScopedIpThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "submit": env.str("THROTTLE_SUBMIT", default="60/min"),
+        "submit_ip": env.str("THROTTLE_SUBMIT_IP", default="600/min"),
+        "next": env.str("THROTTLE_NEXT", default="120/min"),
+        "next_ip": env.str("THROTTLE_NEXT_IP", default="1200/min"),
+    },
+    # The client address is REMOTE_ADDR unless NUM_PROXIES trusted proxies append X-Forwarded-For
+    # (DRF's default, None, would take the whole header, which a client can forge per request).
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Galaxy Zoo active-learning platform API",
@@ -153,10 +258,25 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.add_error_responses"],
 }
 
 # Celery: the filesystem transport needs no server (demo); Redis in production and CI.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+
+# The cache holds the request rates and login lockouts, so it must be shared by every process
+# (not LocMem): CACHE_URL (redis://... or filecache:<folder>, relative to VAR_DIR), else the
+# broker's Redis, else files under var/.
+CACHE_URL = env.str("CACHE_URL", default="") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "filecache:cache")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "OPTIONS": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}}}
+elif CACHE_URL.startswith("filecache:"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / CACHE_URL.removeprefix("filecache:"))}}
+else:
+    raise ImproperlyConfigured(f"CACHE_URL must be redis://..., rediss://... or filecache:<folder>, got {CACHE_URL!r}")
 BROKER_DIR = VAR_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for _sub in ("queue", "processed", "control"):
@@ -189,6 +309,11 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Domain settings.
+# Import limits per file (galaxies.imaging.ReadLimits): catalogs and their images come from outside.
+IMPORT_MAX_FILE_BYTES = env.int("IMPORT_MAX_FILE_BYTES", default=64 * 2**20)
+IMPORT_MAX_DECOMPRESSED_BYTES = env.int("IMPORT_MAX_DECOMPRESSED_BYTES", default=256 * 2**20)
+IMPORT_MAX_PIXELS = env.int("IMPORT_MAX_PIXELS", default=25_000_000)  # a file's planes together; 5000²
+DISPLAY_IMAGE_MAX_PX = env.int("DISPLAY_IMAGE_MAX_PX", default=512)  # volunteers' images; FITS kept whole
 QUEUE_RANDOM_FRACTION = env.float("QUEUE_RANDOM_FRACTION", default=0.2)
 QUEUE_BATCH_SIZE = env.int("QUEUE_BATCH_SIZE", default=10)
 
@@ -208,6 +333,12 @@ RETRAIN_PROGRESS_INTERVAL = env.float("RETRAIN_PROGRESS_INTERVAL", default=2.0)
 RETRAIN_HEARTBEAT_TIMEOUT = env.int("RETRAIN_HEARTBEAT_TIMEOUT", default=600)
 RETRAIN_SOFT_TIME_LIMIT = env.int("RETRAIN_SOFT_TIME_LIMIT", default=4 * 3600)
 RETRAIN_CHUNK_TIME_LIMIT = env.int("RETRAIN_CHUNK_TIME_LIMIT", default=1800)
+
+# Monitoring (docs/operations.md): Celery heartbeats, probe timeouts.
+MONITORING_HEARTBEAT_INTERVAL = env.float("MONITORING_HEARTBEAT_INTERVAL", default=30.0)
+MONITORING_HEARTBEAT_TIMEOUT = env.float("MONITORING_HEARTBEAT_TIMEOUT", default=120.0)
+MONITORING_BROKER_TIMEOUT = env.float("MONITORING_BROKER_TIMEOUT", default=2.0)
+MONITORING_CLASSIFICATION_LOOKBACK = env.int("MONITORING_CLASSIFICATION_LOOKBACK", default=86400)
 
 LOGGING = {
     "version": 1,

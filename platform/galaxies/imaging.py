@@ -6,7 +6,9 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,65 @@ class ImageReadError(ValueError):
     """A file that is missing, unreadable or not an image of the expected kind."""
 
 
+@dataclass(frozen=True)
+class ReadLimits:
+    """What one import file may cost. Catalogs come from outside: without these a named pipe
+    hangs the import, a 2 MB gzip of zeros takes gigabytes, and a 12000² image goes to volunteers."""
+
+    max_file_bytes: int
+    max_decompressed_bytes: int
+    max_pixels: int  # all planes of one file together
+    display_max_px: int  # longest side of the image volunteers see; the FITS source is kept whole
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 2**20:.1f} MB" if count >= 2**20 else f"{count:,} bytes"
+
+
+def read_regular_file(path: Path, *, limits: ReadLimits) -> bytes:
+    """The bytes of a regular file no larger than the limit. The type is checked before
+    opening (opening a FIFO blocks until a writer comes) and again on the open descriptor,
+    opened non-blocking, in case the path was swapped in between."""
+    try:
+        before = os.stat(path)
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"file not found: {path.name}") from exc
+    except OSError as exc:
+        raise ImageReadError(f"cannot read {path.name}: {exc.strerror}") from exc
+    if not stat.S_ISREG(before.st_mode):
+        raise ImageReadError(f"{path.name} is not a regular file")
+    if before.st_size > limits.max_file_bytes:
+        raise ImageReadError(f"{path.name} is {_megabytes(before.st_size)}, more than the "
+                             f"{_megabytes(limits.max_file_bytes)} allowed")
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ImageReadError(f"cannot read {path.name}: {exc.strerror}") from exc
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ImageReadError(f"{path.name} is not a regular file")
+        data = handle.read(limits.max_file_bytes + 1)
+    if len(data) > limits.max_file_bytes:
+        raise ImageReadError(f"{path.name} grew past the {_megabytes(limits.max_file_bytes)} allowed while read")
+    return data
+
+
+def _check_pixels(shape: tuple[int, ...], label: str, limits: ReadLimits) -> None:
+    """``shape`` in numpy order (planes, rows, columns), from a header, before any pixel is decoded."""
+    if int(np.prod(shape, dtype=np.int64)) > limits.max_pixels:
+        size = "x".join(str(n) for n in reversed(shape))
+        raise ImageReadError(f"{label}: {size} pixels, more than the {limits.max_pixels:,} allowed")
+
+
+def fit_for_display(image: Image.Image, *, limits: ReadLimits) -> Image.Image:
+    """The image shrunk (aspect kept) so its longest side is at most ``display_max_px``."""
+    if max(image.size) <= limits.display_max_px:
+        return image
+    image = image.copy()
+    image.thumbnail((limits.display_max_px, limits.display_max_px), Image.Resampling.LANCZOS)
+    return image
+
+
 def is_fits_path(path: str | Path) -> bool:
     return str(path).lower().endswith(FITS_SUFFIXES)
 
@@ -64,20 +125,36 @@ def radec_from_iau_name(name: str) -> tuple[float, float] | None:
     return ra, -dec if match["sign"] == "-" else dec
 
 
-def read_raster(path: Path) -> tuple[bytes, str, tuple[int, int]]:
-    """The file's bytes, extension (jpg/png) and size, after fully decoding it once."""
+def read_raster(path: Path, *, limits: ReadLimits) -> tuple[bytes, str, tuple[int, int]]:
+    """The display bytes, extension (jpg/png) and size, after fully decoding the file once.
+
+    The pixel count is checked from the header before decoding; an image larger than the
+    display size is stored shrunk (re-encoded in its own format), a smaller one as it came.
+    """
+    data = read_regular_file(path, limits=limits)
     try:
-        data = path.read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():  # Pillow's bomb warning: the pixel check below words it per row
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
             image_format = image.format
+            if image_format not in RASTER_FORMATS:
+                raise ImageReadError(f"{path.name} is {image_format}, expected JPEG or PNG (or FITS)")
+            _check_pixels(image.size[::-1], path.name, limits)
             image.load()
-            size = image.size
-    except FileNotFoundError as exc:
-        raise ImageReadError(f"file not found: {path}") from exc
+            shown = fit_for_display(image, limits=limits)
+            if shown is not image:
+                buffer = io.BytesIO()
+                if image_format == "JPEG":
+                    shown.convert("RGB").save(buffer, format="JPEG", quality=92)
+                else:
+                    shown.save(buffer, format="PNG")
+                data = buffer.getvalue()
+            size = shown.size
+    except ImageReadError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageReadError(f"unreadable image {path.name}: {exc}") from exc
-    if image_format not in RASTER_FORMATS:
-        raise ImageReadError(f"{path.name} is {image_format}, expected JPEG or PNG (or FITS)")
     return data, RASTER_FORMATS[image_format], size
 
 
@@ -104,18 +181,34 @@ class FitsBands:
         return float(sky[0]) % 360.0, float(sky[1])
 
 
-def _open_fits_bytes(data: bytes, name: str) -> fits.HDUList:
+def _decompress(data: bytes, name: str, limits: ReadLimits) -> bytes:
+    """Stream-decompress .gz/.bz2 up to the byte cap: a bomb is refused once it passes the
+    cap, never expanded whole."""
     lower = name.lower()
     if lower.endswith(".gz"):
-        data = gzip.decompress(data)
+        stream = gzip.GzipFile(fileobj=io.BytesIO(data))
     elif lower.endswith(".bz2"):
-        data = bz2.decompress(data)
-    return fits.open(io.BytesIO(data), memmap=False)
+        stream = bz2.BZ2File(io.BytesIO(data))
+    else:
+        return data
+    with stream:
+        expanded = stream.read(limits.max_decompressed_bytes + 1)
+    if len(expanded) > limits.max_decompressed_bytes:
+        raise ImageReadError(f"decompresses to more than the {_megabytes(limits.max_decompressed_bytes)} allowed")
+    return expanded
 
 
-def _first_image_hdu(hdus: fits.HDUList) -> fits.ImageHDU | fits.PrimaryHDU:
+def _open_fits_bytes(data: bytes, name: str, limits: ReadLimits) -> fits.HDUList:
+    return fits.open(io.BytesIO(_decompress(data, name, limits)), memmap=False)
+
+
+def _first_image_hdu(hdus: fits.HDUList, limits: ReadLimits) -> fits.ImageHDU | fits.PrimaryHDU:
     for hdu in hdus:
-        if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2:
+        if not hdu.is_image or len(hdu.shape) < 2:
+            continue
+        # From the header, before the data is read (a tile-compressed HDU expands on access).
+        _check_pixels(tuple(hdu.shape), "image", limits)
+        if hdu.data is not None and hdu.data.ndim >= 2:
             return hdu
     raise ImageReadError("no image data in any HDU")
 
@@ -142,7 +235,8 @@ def _check_plane(plane: np.ndarray, label: str) -> np.ndarray:
     return plane
 
 
-def read_fits_bands(paths: list[Path], band_names: list[str] | None = None) -> tuple[FitsBands, list[bytes]]:
+def read_fits_bands(paths: list[Path], band_names: list[str] | None = None, *,
+                    limits: ReadLimits) -> tuple[FitsBands, list[bytes]]:
     """Read one FITS file (2-D image or a cube of planes) or one file per band.
 
     Band names come from ``band_names`` (one per file), else the cube's ``BANDn``/``BANDS``
@@ -150,14 +244,12 @@ def read_fits_bands(paths: list[Path], band_names: list[str] | None = None) -> t
     """
     raw, names, planes, headers = [], [], [], []
     for index, path in enumerate(paths):
+        data = read_regular_file(path, limits=limits)
         try:
-            data = path.read_bytes()
-            with _open_fits_bytes(data, path.name) as hdus:
-                hdu = _first_image_hdu(hdus)
+            with _open_fits_bytes(data, path.name, limits) as hdus:
+                hdu = _first_image_hdu(hdus, limits)
                 cube = np.asarray(hdu.data, dtype=np.float32)
                 header = hdu.header.copy()
-        except FileNotFoundError as exc:
-            raise ImageReadError(f"file not found: {path}") from exc
         except ImageReadError as exc:
             raise ImageReadError(f"{path.name}: {exc}") from exc
         except (OSError, ValueError, TypeError, EOFError) as exc:
@@ -218,9 +310,13 @@ def fits_to_rgb(bands: FitsBands) -> np.ndarray:
     return np.ascontiguousarray(rgb[::-1])
 
 
-def encode_jpeg(rgb: np.ndarray, *, quality: int = 92) -> bytes:
+def encode_jpeg(rgb: np.ndarray, *, quality: int = 92, limits: ReadLimits | None = None) -> bytes:
+    """JPEG bytes of an RGB array, shrunk to the display size when ``limits`` are given."""
+    image = Image.fromarray(rgb)
+    if limits is not None:
+        image = fit_for_display(image, limits=limits)
     buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality, subsampling=0)
+    image.save(buffer, format="JPEG", quality=quality, subsampling=0)
     return buffer.getvalue()
 
 

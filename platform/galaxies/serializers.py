@@ -1,6 +1,18 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from .models import Galaxy
+
+# Metadata the public must not see: import bookkeeping (source file names, checksums) and a
+# simulated galaxy's truth (its parameters and the answers they imply).
+INTERNAL_METADATA_KEYS = frozenset({"_import", "expected_answers", "simulation", "truth"})
+
+
+def public_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """The catalog's own columns (redshift, credits...): no internal key, nothing starting with '_'."""
+    return {key: value for key, value in (metadata or {}).items()
+            if key not in INTERNAL_METADATA_KEYS and not key.startswith("_")}
 
 
 class GalaxySerializer(serializers.ModelSerializer):
@@ -18,5 +30,10 @@ class GalaxySerializer(serializers.ModelSerializer):
 
 
 class GalaxyDetailSerializer(GalaxySerializer):
+    metadata = serializers.SerializerMethodField()
+
     class Meta(GalaxySerializer.Meta):
         fields = [*GalaxySerializer.Meta.fields, "metadata"]
+
+    def get_metadata(self, galaxy: Galaxy) -> dict[str, Any]:
+        return public_metadata(galaxy.metadata)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from astropy.table import Table
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -146,21 +147,41 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _inside(images_dir: Path, name: str) -> Path:
+    """``name`` as a file under ``images_dir``: a catalog names files relative to --images, and
+    one that reaches outside it (absolute, ``..``, or a symlink out) would copy any file the
+    importing user can read into public media."""
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise ValueError(f"{name!r} must be a path inside the images folder (no absolute paths or '..')")
+    resolved = (images_dir / relative).resolve()
+    if not resolved.is_relative_to(images_dir.resolve()):
+        raise ValueError(f"{name!r} leads outside the images folder")
+    return resolved
+
+
 def _source_paths(record: dict[str, Any], *, layout: _Layout, images_dir: Path) -> tuple[list[Path], list[str]]:
     if layout.band_columns:
         names = [_text(record[column]) for column in layout.band_columns.values()]
         if not all(names):
             missing = [c for c, n in zip(layout.band_columns.values(), names, strict=True) if not n]
             raise ValueError(f"empty {', '.join(missing)}")
-        return [images_dir / n for n in names], layout.bands
+        return [_inside(images_dir, n) for n in names], layout.bands
     file_loc = _text(record["file_loc"])
     if not file_loc:
         raise ValueError("empty file_loc")
     if "{band}" in file_loc:
         if not layout.bands:
             raise ValueError("file_loc has a {band} pattern: give the bands with --bands, e.g. g,r,i")
-        return [images_dir / file_loc.format(band=band) for band in layout.bands], layout.bands
-    return [images_dir / file_loc], list(layout.bands)
+        return [_inside(images_dir, file_loc.format(band=band)) for band in layout.bands], layout.bands
+    return [_inside(images_dir, file_loc)], list(layout.bands)
+
+
+def read_limits() -> imaging.ReadLimits:
+    """The import's file, decompression, pixel and display-size limits (settings IMPORT_*)."""
+    return imaging.ReadLimits(
+        max_file_bytes=settings.IMPORT_MAX_FILE_BYTES, max_decompressed_bytes=settings.IMPORT_MAX_DECOMPRESSED_BYTES,
+        max_pixels=settings.IMPORT_MAX_PIXELS, display_max_px=settings.DISPLAY_IMAGE_MAX_PX)
 
 
 def _coordinate(record: dict[str, Any], name: str) -> float:
@@ -192,14 +213,15 @@ def _prepare_row(record: dict[str, Any], *, row: int, layout: _Layout, images_di
     if len(id_str) > Galaxy._meta.get_field("id_str").max_length:
         raise ValueError("id_str longer than 100 characters")
     paths, bands = _source_paths(record, layout=layout, images_dir=images_dir)
+    limits = read_limits()
 
     fits_bytes, fits_ext, wcs_radec, wcs_scale = None, "", None, None
     try:
         if any(imaging.is_fits_path(p) for p in paths):
             if not all(imaging.is_fits_path(p) for p in paths):
                 raise ValueError("mixes FITS and non-FITS files")
-            fits_bands, raw = imaging.read_fits_bands(paths, bands or None)
-            image_bytes, image_ext = imaging.encode_jpeg(imaging.fits_to_rgb(fits_bands)), "jpg"
+            fits_bands, raw = imaging.read_fits_bands(paths, bands or None, limits=limits)
+            image_bytes, image_ext = imaging.encode_jpeg(imaging.fits_to_rgb(fits_bands), limits=limits), "jpg"
             if len(paths) == 1:
                 fits_bytes, fits_ext = raw[0], paths[0].name.split(".", 1)[1].lower()
             else:
@@ -209,7 +231,7 @@ def _prepare_row(record: dict[str, Any], *, row: int, layout: _Layout, images_di
         elif len(paths) > 1:
             raise ValueError("one file per band needs FITS files")
         else:
-            image_bytes, image_ext, _ = imaging.read_raster(paths[0])
+            image_bytes, image_ext, _ = imaging.read_raster(paths[0], limits=limits)
     except imaging.ImageReadError as exc:
         raise ValueError(str(exc)) from exc
 

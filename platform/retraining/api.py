@@ -1,14 +1,14 @@
-"""Admin-only API: start, poll and cancel training runs; list, activate and roll back model versions."""
+"""Retraining API, by model permission (not is_staff): start, poll and cancel training runs; list, activate and roll back model versions."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.permissions import ModelPermissionRequired
 from workflows.models import Workflow
 
 from .models import ModelVersion, TrainingRun
@@ -20,7 +20,8 @@ from .tasks import enqueue_training
 
 
 class TrainingRunListCreateApi(ListAPIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissionRequired]
+    required_permissions = {"GET": ["retraining.view_trainingrun"], "POST": ["retraining.add_trainingrun"]}
     serializer_class = TrainingRunSerializer
 
     def get_queryset(self):
@@ -40,7 +41,8 @@ class TrainingRunListCreateApi(ListAPIView):
 
 
 class TrainingRunDetailApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissionRequired]
+    required_permissions = {"GET": ["retraining.view_trainingrun"]}
 
     @extend_schema(summary="Poll a training run (admin)", responses=TrainingRunSerializer)
     def get(self, request: Request, pk: int) -> Response:
@@ -48,7 +50,8 @@ class TrainingRunDetailApi(APIView):
 
 
 class TrainingRunCancelApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissionRequired]
+    required_permissions = {"POST": ["retraining.change_trainingrun"]}
 
     @extend_schema(summary="Cancel a queued or running training run (admin)", request=None,
                    responses=TrainingRunSerializer)
@@ -58,7 +61,8 @@ class TrainingRunCancelApi(APIView):
 
 
 class ModelVersionListApi(ListAPIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissionRequired]
+    required_permissions = {"GET": ["retraining.view_modelversion"]}
     serializer_class = ModelVersionSerializer
 
     def get_queryset(self):
@@ -66,7 +70,8 @@ class ModelVersionListApi(ListAPIView):
 
 
 class ModelVersionActivateApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [ModelPermissionRequired]
+    required_permissions = {"POST": ["retraining.change_modelversion"]}
 
     @extend_schema(summary="Activate (or roll back to) a model version; its scores become the queue "
                            "priorities (admin)", request=None, responses=ModelVersionSerializer)

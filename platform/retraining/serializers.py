@@ -32,7 +32,7 @@ class StartRunSerializer(serializers.Serializer):
 class TrainingRunSerializer(serializers.ModelSerializer):
     workflow = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     model_version = serializers.SerializerMethodField()
-    duration_seconds = serializers.FloatField(read_only=True)
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)  # null until the run ends
 
     class Meta:
         model = TrainingRun

@@ -310,9 +310,17 @@ def measure_selector(workflow, n_requests: int) -> list[tuple[str, float, float,
     return rows
 
 
+# The benchmark's own throwaway server: production settings except the key, plain http and the rates.
+BENCHMARK_SECRET_KEY = "benchmark-only-not-a-secret-7d2a9f4c1e8b6053a7c9e1f4b2d8a6c0"
+
+
 def start_server(args: argparse.Namespace) -> subprocess.Popen:
     # Connections kept for the whole run, so the CPU readings see every PostgreSQL backend.
     env = {**os.environ, "DATABASE_URL": args.database_url, "DEBUG": "false", "LOG_LEVEL": "WARNING",
+           "SECRET_KEY": os.environ.get("SECRET_KEY", BENCHMARK_SECRET_KEY), "HTTPS_ONLY": "0",
+           # The load generator is a few clients on one address: the per-volunteer and per-address
+           # limits stay in (their cost is measured) but set past the rates the run reaches.
+           **{f"THROTTLE_{scope}": "10000000/min" for scope in ("SUBMIT", "SUBMIT_IP", "NEXT", "NEXT_IP")},
            "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "600")}
     command = [sys.executable, "-m", "gunicorn", "--pythonpath", "platform", "config.wsgi",
                "-b", f"127.0.0.1:{args.port}", "-w", str(args.workers), "-k", "gthread", "--threads",
@@ -473,6 +481,7 @@ def main() -> None:
     print(machine_speed(), flush=True)
     os.environ["DATABASE_URL"] = args.database_url
     os.environ["DEBUG"] = "false"
+    os.environ.setdefault("SECRET_KEY", BENCHMARK_SECRET_KEY)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 

@@ -1,16 +1,23 @@
-"""Early-retirement benchmark on real Galaxy Zoo vote counts (see docs/retirement.md).
+"""Early-retirement benchmark on real Galaxy Zoo vote counts, out of sample (docs/retirement.md).
 
-Replays every galaxy's real votes in random order, one volunteer at a time, and stops when
-:class:`classifier.retirement.RetirementRule` says the votes are decisive. Reports the votes
-used against count-based retirement (40, or the galaxy's own total when it has fewer) and,
-per question, agreement of the majority at the stop with the majority of all its votes.
+Replays every galaxy's real votes in random order, one volunteer at a time, and stops when a
+:class:`classifier.retirement.RetirementRule` says the votes are decisive. Every figure is
+against count-only retirement on the same votes (at ``min(40, the galaxy's own total)``: a
+replay cannot go past the real votes, and the rule is told that limit as ``max_votes``) and
+against the clairvoyant bound; agreement is per question, the majority at the stop against
+the majority of all the galaxy's votes.
+
+Out of sample: galaxies are split in two fixed halves by a hash of their id. Settings
+(thresholds: one, per depth or per question; the reach model) are chosen on one half, over
+all stream seeds pooled, to save the most votes while every question keeps agreement ≥
+``target + z·SE`` on that half; they are then reported on the other half, for each seed of
+the stream rebuild, and again with the halves swapped. Intervals are min–max over the
+(seed, split) pairs.
 
 Data (../shared/data, never copied into the repo):
 * ``gz2_stripe82_votes/counts.csv.gz`` — GZ2 Stripe 82, 37 ``t..._count`` columns -> gz2 tree;
 * ``gz_decals_votes/full_tree_counts.csv`` — GZ DECaLS, every answer -> decals_dr5 tree
-  (old DR5 merging answers mapped onto the new ones, see ``DECALS_MERGING_MAP``);
-* ``gz2_kaggle/catalog.csv`` + a trained checkpoint (``--kaggle-checkpoint``) — the real
-  model's predictions on held-out galaxies as the prior.
+  (old DR5 merging answers mapped onto the new ones, see ``DECALS_MERGING_MAP``).
 
 The catalogs hold per-answer totals, not per-volunteer streams, so streams are rebuilt:
 volunteers enter the first question's urn of votes; at each question (in tree order) the
@@ -19,9 +26,9 @@ are reproduced exactly wherever they are consistent with the tree; when a questi
 fewer votes than volunteers reaching it, the extra volunteers stop there (their remaining
 answers are missing in the real data too); surplus votes are dropped. Both are counted.
 
-Run (2 shared CPU cores; about a minute per dataset and setting)::
+Run (2 shared CPU cores; ~6 min for both datasets and 5 seeds)::
 
-    /tmp/venvtest/bin/python tests/benchmarks/retirement_benchmark.py --json /tmp/retirement.json
+    .venv/bin/python tests/benchmarks/retirement_benchmark.py --json /tmp/retirement.json
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +53,16 @@ from classifier.tree import DecisionTree  # noqa: E402
 
 SHARED = (REPO / ".." / "shared" / "data").resolve()
 COUNT_LIMIT = 40
+MIN_SCORED_VOTES = 5
+MIN_VOTES = 5
+# Capped at 0.1 (--max-threshold): no question may accept a one-in-ten chance of a different
+# majority, even where the tuning half never sees it decide (an even first-question split must
+# never retire). The grid's step is ×1.21.
+MAX_THRESHOLD = 0.1
+
+
+def threshold_grid(maximum: float) -> tuple[float, ...]:
+    return tuple(float(t) for t in np.geomspace(2e-4, maximum, 1 + round(np.log(maximum / 2e-4) / np.log(1.2142))))
 # DR5 volunteers answered the older merging question (merger / tidal-debris / both / neither);
 # the shipped tree has the newer answers. Map by meaning; "both" (a merger with tidal debris)
 # counts as a merger. Newer answers present in the data keep their own column.
@@ -86,10 +104,10 @@ def load_decals(path: Path = SHARED / "gz_decals_votes" / "full_tree_counts.csv"
     for old, new in DECALS_MERGING_MAP.items():
         if old in frame.columns:
             frame[new] = frame.get(new, 0) + frame.pop(old)
-    unknown = [c for c in frame.columns if c != "subject_id" and c not in schema.tree.answer_columns]
+    unknown = [c for c in frame.columns if c != "subject_id" and c not in schema.answer_columns]
     if unknown:
         raise ValueError(f"{path}: columns not in the decals_dr5 tree: {unknown}")
-    counts = frame.reindex(columns=list(schema.tree.answer_columns), fill_value=0).fillna(0).to_numpy(dtype=np.int64)
+    counts = frame.reindex(columns=list(schema.answer_columns), fill_value=0).fillna(0).to_numpy(dtype=np.int64)
     return VoteSet("gz_decals", schema, frame["subject_id"].astype(str).to_numpy(), counts)
 
 
@@ -143,38 +161,53 @@ def rebuild_streams(votes: VoteSet, rng: np.random.Generator) -> tuple[np.ndarra
     return cumulative, volunteers, stats
 
 
-# ---------------------------------------------------------------- replay and scoring
-def replay(rule: RetirementRule, cumulative: np.ndarray, volunteers: np.ndarray, prior: np.ndarray | None = None,
-           prior_strength: float = 5.0) -> np.ndarray:
-    """Votes used by each galaxy: the first n at which the rule is decisive, else its limit."""
-    limit = np.minimum(volunteers, rule.max_votes)
-    stop = limit.copy()
-    active = np.ones(len(limit), dtype=bool)
-    for n in range(max(rule.min_votes, 1), int(limit.max())):
-        rows = np.nonzero(active & (limit > n))[0]
-        if rows.size == 0:
-            break
-        decisive = rule.decisive_mask(cumulative[rows, n].astype(np.float64), np.full(rows.size, n), limit[rows],
-                                      None if prior is None else prior[rows], prior_strength)
-        stop[rows[decisive]] = n
-        active[rows[decisive]] = False
-    return stop
+# ---------------------------------------------------------------- replays
+def _unique_leader(counts: np.ndarray) -> np.ndarray:
+    """Index of the unique top answer along the last axis, −1 for ties or no votes."""
+    top = counts.max(axis=-1)
+    leader = counts.argmax(axis=-1)
+    unique = (counts == top[..., None]).sum(axis=-1) == 1
+    return np.where((top > 0) & unique, leader, -1)
 
 
-def clairvoyant_stop(schema: Schema, cumulative: np.ndarray, volunteers: np.ndarray,
-                     min_scored_votes: int) -> np.ndarray:
-    """The earliest stop after which every scored question's majority already equals (and
-    stays equal to) its full-vote majority: what a rule that knew the future could save at
-    100% agreement — an upper bound for any real rule at that agreement."""
+@dataclass
+class Replay:
+    """One stream rebuild of a vote set with what scoring and tuning need, precomputed:
+    ``agrees[g, n, q]`` — the majority after n volunteers is the final one; ``scored[g, q]`` —
+    the final votes give q ≥ ``MIN_SCORED_VOTES`` votes and a unique majority;
+    ``probabilities[variant][g, n, q]`` — the rule's P_q after n volunteers (inf where it is
+    not asked: n < MIN_VOTES or n ≥ the galaxy's limit)."""
+
+    seed: int
+    limit: np.ndarray
+    agrees: np.ndarray
+    scored: np.ndarray
+    clairvoyant: np.ndarray
+    stream_stats: dict[str, int]
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def build_replay(votes: VoteSet, seed: int) -> tuple[Replay, np.ndarray]:
+    cumulative, volunteers, stats = rebuild_streams(votes, np.random.default_rng(seed))
+    schema = votes.schema
     limit = np.minimum(volunteers, COUNT_LIMIT)
     g = np.arange(len(volunteers))
     full = cumulative[g, volunteers].astype(np.int64)
-    right = np.ones(cumulative.shape[:2], dtype=bool)
-    for start, stop in schema.question_slices:
+    window = cumulative[:, :COUNT_LIMIT + 1].astype(np.int64)
+    agrees = np.zeros(window.shape[:2] + (schema.n_questions,), dtype=bool)
+    scored = np.zeros((len(g), schema.n_questions), dtype=bool)
+    for qi, (start, stop) in enumerate(schema.question_slices):
         full_leader = _unique_leader(full[:, start:stop])
-        scored = (full[:, start:stop].sum(axis=1) >= min_scored_votes) & (full_leader >= 0)
-        for n in range(cumulative.shape[1]):
-            right[:, n] &= ~scored | (_unique_leader(cumulative[:, n, start:stop].astype(np.int64)) == full_leader)
+        scored[:, qi] = (full[:, start:stop].sum(axis=1) >= MIN_SCORED_VOTES) & (full_leader >= 0)
+        agrees[:, :, qi] = _unique_leader(window[:, :, start:stop]) == full_leader[:, None]
+    return Replay(seed, limit, agrees, scored, clairvoyant_stop(agrees, scored, limit), stats), cumulative
+
+
+def clairvoyant_stop(agrees: np.ndarray, scored: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """The earliest stop after which every scored question's majority already equals (and
+    stays equal to) its full-vote majority: what a rule that knew the future could save at
+    100% agreement — an upper bound for any real rule at that agreement."""
+    right = (agrees | ~scored[:, None, :]).all(axis=2)
     stop = limit.copy()
     for n in range(int(limit.max()) - 1, 0, -1):
         still = (stop == n + 1) & right[:, n] & (n < limit)
@@ -182,196 +215,266 @@ def clairvoyant_stop(schema: Schema, cumulative: np.ndarray, volunteers: np.ndar
     return stop
 
 
-def _unique_leader(counts: np.ndarray) -> np.ndarray:
-    """Index of the unique top answer per row, −1 for ties or no votes."""
-    order = np.argsort(-counts, axis=1, kind="stable")
-    top = counts[np.arange(len(counts)), order[:, 0]]
-    second = counts[np.arange(len(counts)), order[:, 1]] if counts.shape[1] > 1 else np.full(len(counts), -1)
-    return np.where((top > 0) & (top > second), order[:, 0], -1)
+def probability_tensor(rule: RetirementRule, cumulative: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """``P_q`` of ``rule`` after every number of volunteers ``n`` it would be asked at."""
+    out = np.full((len(limit), COUNT_LIMIT + 1, rule.schema.n_questions), np.inf, dtype=np.float32)
+    for n in range(MIN_VOTES, COUNT_LIMIT):
+        rows = np.nonzero(limit > n)[0]
+        if rows.size == 0:
+            break
+        result = rule.change_probabilities(cumulative[rows, n].astype(np.float64), np.full(rows.size, n), limit[rows])
+        out[rows, n] = result["probability"]
+    return out
 
 
-def score(schema: Schema, cumulative: np.ndarray, volunteers: np.ndarray, stop: np.ndarray,
-          min_scored_votes: int) -> dict[str, dict[str, float]]:
-    """Per question: agreement of the stop-time majority with the full-vote majority over the
-    galaxies where the full votes give that question ≥ ``min_scored_votes`` votes and a unique
-    majority (a stop-time tie or no votes counts as disagreement)."""
-    g = np.arange(len(stop))
-    full = cumulative[g, volunteers].astype(np.int64)
-    at_stop = cumulative[g, stop].astype(np.int64)
+def first_stop(ok: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """First n (≥ MIN_VOTES, below the limit) where ``ok[g, n]``, else the limit."""
+    n = np.arange(ok.shape[1])
+    ok = ok & (n >= MIN_VOTES) & (n < limit[:, None])
+    return np.where(ok.any(axis=1), ok.argmax(axis=1), limit)
+
+
+def outcome(replay: Replay, rows: np.ndarray, stop: np.ndarray) -> dict[str, np.ndarray | float]:
+    """Votes and per-question errors of stopping ``rows`` at ``stop``."""
+    scored = replay.scored[rows]
+    wrong = scored & ~replay.agrees[rows, stop]
+    return {"used": float(stop.sum()), "baseline": float(replay.limit[rows].sum()), "galaxies": len(rows),
+            "errors": wrong.sum(axis=0), "scored": scored.sum(axis=0)}
+
+
+def summary(outcomes: list[dict], schema: Schema) -> dict:
+    """Per-(seed, split) figures and their mean / min–max."""
+    runs = []
+    for o in outcomes:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            agreement = 1 - o["errors"] / o["scored"]
+        worst = int(np.nanargmin(agreement))
+        runs.append({"saved_vs_count_only": 1 - o["used"] / o["baseline"],
+                     "saved_vs_40": 1 - o["used"] / (COUNT_LIMIT * o["galaxies"]),
+                     "votes_used": o["used"] / o["galaxies"], "votes_count_only": o["baseline"] / o["galaxies"],
+                     "worst_agreement": float(agreement[worst]), "worst_question": schema.question_keys[worst],
+                     "agreement": {k: float(a) for k, a in zip(schema.question_keys, agreement, strict=True)},
+                     "scored": {k: int(s) for k, s in zip(schema.question_keys, o["scored"], strict=True)}})
+    out = {"runs": runs}
+    for key in ("saved_vs_count_only", "saved_vs_40", "votes_used", "votes_count_only", "worst_agreement"):
+        values = np.array([r[key] for r in runs])
+        out[key] = {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max())}
+    out["question_agreement"] = {k: {"mean": float(np.mean([r["agreement"][k] for r in runs])),
+                                     "min": float(np.min([r["agreement"][k] for r in runs]))}
+                                 for k in schema.question_keys}
+    return out
+
+
+# ---------------------------------------------------------------- tuning
+def question_depths(schema: Schema) -> np.ndarray:
+    """Fewest questions asked before each one (the first question is depth 0)."""
+    depth = np.full(schema.n_questions, -1)
+    depth[schema.first_index] = 0
+    for qi in schema.topological_indices:
+        for dep in schema.dependencies:
+            if dep.parent == qi and (depth[dep.question] < 0 or depth[dep.question] > depth[qi] + 1):
+                depth[dep.question] = depth[qi] + 1
+    return depth
+
+
+class Tuner:
+    """Chooses thresholds on the tuning rows of every replay (seeds pooled): the most votes
+    saved while every question keeps ``agreement ≥ min(1, target + z·SE)`` on those rows."""
+
+    def __init__(self, replays: list[Replay], rows: np.ndarray, variant: str, target: float, z: float,
+                 grid: tuple[float, ...]):
+        self.variant = variant
+        self.grid = grid
+        self.parts = [(r.probabilities[variant][rows], r.limit[rows], r.agrees[rows], r.scored[rows]) for r in replays]
+        scored = self.parts[0][3].sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.required = np.minimum(1.0, target + z * np.sqrt(target * (1 - target) / scored))
+        self.required[scored == 0] = 0.0
+
+    def _evaluate(self, oks: list[np.ndarray]) -> tuple[float, bool]:
+        used = baseline = 0.0
+        errors = scored = 0
+        for ok, (_p, limit, agrees, scored_rows) in zip(oks, self.parts, strict=True):
+            stop = first_stop(ok, limit)
+            used += stop.sum()
+            baseline += limit.sum()
+            errors = errors + (scored_rows & ~agrees[np.arange(len(stop)), stop]).sum(axis=0)
+            scored = scored + scored_rows.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            agreement = np.where(scored > 0, 1 - errors / np.maximum(scored, 1), 1.0)
+        return 1 - used / baseline, bool((agreement >= self.required - 1e-12).all())
+
+    def tune(self, groups: list[list[int]], start: np.ndarray, rounds: int = 3) -> tuple[np.ndarray, float]:
+        """Coordinate ascent over groups of questions sharing one threshold."""
+        thresholds = start.copy()
+        best = self._evaluate([(p <= thresholds).all(axis=2) for p, *_ in self.parts])
+        best_saving = best[0] if best[1] else -np.inf
+        for _ in range(rounds):
+            changed = False
+            for group in groups:
+                others = np.setdiff1d(np.arange(len(thresholds)), group)
+                rest = [(p[:, :, others] <= thresholds[others]).all(axis=2) for p, *_ in self.parts]
+                group_max = [p[:, :, group].max(axis=2) for p, *_ in self.parts]
+                for t in self.grid:
+                    saving, feasible = self._evaluate([r & (m <= t) for r, m in zip(rest, group_max, strict=True)])
+                    if feasible and saving > best_saving + 1e-9:
+                        best_saving, thresholds[group], changed = saving, t, True
+            if not changed:
+                break
+        return thresholds, best_saving
+
+
+def population_prior(schema: Schema, counts: np.ndarray, iterations: int = 300) -> dict[str, float]:
+    """Dirichlet pseudo-votes per answer column fitted to the final tallies of ``counts``
+    (the tuning half): the maximum-likelihood Dirichlet–Multinomial (Pólya) of each question
+    over the galaxies that reached it, by Minka's fixed point."""
+    from scipy.special import digamma
+
     out = {}
-    for qi, key in enumerate(schema.question_keys):
-        start, stop_ = schema.question_slices[qi]
-        full_q, stop_q = full[:, start:stop_], at_stop[:, start:stop_]
-        full_leader = _unique_leader(full_q)
-        scored = (full_q.sum(axis=1) >= min_scored_votes) & (full_leader >= 0)
-        agree = _unique_leader(stop_q) == full_leader
-        out[key] = {"scored": int(scored.sum()),
-                    "agreement": float(agree[scored].mean()) if scored.any() else float("nan")}
-    return out
-
-
-def summarise(name: str, schema: Schema, cumulative: np.ndarray, volunteers: np.ndarray, stop: np.ndarray,
-              min_scored_votes: int, seconds: float) -> dict:
-    baseline = np.minimum(volunteers, COUNT_LIMIT)
-    per_question = score(schema, cumulative, volunteers, stop, min_scored_votes)
-    agreements = [v["agreement"] for v in per_question.values() if v["scored"]]
-    return {"setting": name, "galaxies": int(len(stop)), "mean_votes_used": float(stop.mean()),
-            "mean_votes_baseline": float(baseline.mean()), "saved_vs_baseline": float(1 - stop.sum() / baseline.sum()),
-            "saved_vs_40": float(1 - stop.sum() / (COUNT_LIMIT * len(stop))),
-            "min_question_agreement": float(min(agreements)), "per_question": per_question,
-            "seconds": round(seconds, 1)}
-
-
-# ---------------------------------------------------------------- model priors
-def simulated_prior(votes: VoteSet, full: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
-    """A stand-in for a model's predicted fractions that does not peek at the vote sample:
-    a draw of the true fractions from their posterior given all votes (Dirichlet(votes + 1),
-    so the stand-in is as far from the observed fractions as an independent estimate would
-    be), then logit-normal noise of scale ``noise`` (calibrated to a real model's error)."""
-    schema = votes.schema
-    out = np.empty(full.shape, dtype=np.float64)
     for start, stop in schema.question_slices:
-        alpha = full[:, start:stop] + 1.0
-        gamma = rng.standard_gamma(alpha)
-        draw = gamma / gamma.sum(axis=1, keepdims=True)
-        logits = np.log(np.clip(draw, 1e-6, 1)) + noise * rng.standard_normal(draw.shape)
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        out[:, start:stop] = exp / exp.sum(axis=1, keepdims=True)
+        votes = counts[:, start:stop].astype(np.float64)
+        votes = votes[votes.sum(axis=1) > 0]
+        totals = votes.sum(axis=1)
+        alpha = np.full(stop - start, 0.5)
+        for _ in range(iterations):
+            numerator = (digamma(votes + alpha) - digamma(alpha)).sum(axis=0)
+            denominator = (digamma(totals + alpha.sum()) - digamma(alpha.sum())).sum()
+            alpha = np.clip(alpha * numerator / denominator, 1e-3, 1e3)
+        out.update(zip(schema.answer_columns[start:stop], alpha.tolist(), strict=True))
     return out
-
-
-def fraction_rmse(schema: Schema, fractions: np.ndarray, counts: np.ndarray, min_votes: int = 5) -> float:
-    """RMSE between fractions and observed vote fractions, over questions with ≥ min_votes votes."""
-    errors = []
-    for start, stop in schema.question_slices:
-        total = counts[:, start:stop].sum(axis=1)
-        rows = total >= min_votes
-        observed = counts[rows, start:stop] / total[rows, None]
-        errors.append((fractions[rows, start:stop] - observed).ravel())
-    return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
-
-
-def kaggle_votes_and_prior(checkpoint: Path, held_out: int, seed: int) -> tuple[VoteSet, np.ndarray]:
-    """Kaggle GZ2 galaxies (counts = round(40 × share)) with a real model's MC-dropout
-    fractions as the prior. The model is trained (once, when ``checkpoint`` does not exist
-    yet) on the other Kaggle galaxies only, so its predictions are honest held-out estimates."""
-    from classifier import kaggle
-    from classifier.data import read_catalog
-    from classifier.predict import load_model
-    from classifier.training import TrainConfig, train
-
-    schema = Schema.from_tree(DecisionTree.load("gz2"))
-    frame = pd.read_csv(SHARED / "gz2_kaggle" / "catalog.csv")
-    order = np.random.default_rng(seed).permutation(len(frame))
-    if not checkpoint.is_file():
-        started = time.monotonic()
-        result = train(read_catalog(frame.iloc[order[held_out:]], schema, SHARED / "gz2_kaggle"),
-                       images_dir=None, tree=schema.tree, out_dir=checkpoint.parent,
-                       config=TrainConfig(image_size=48, epochs=12, patience=3, batch_size=64, device="cpu"))
-        result.checkpoint_path.rename(checkpoint)
-        print(f"trained the prior model on {len(frame) - held_out} galaxies in {time.monotonic() - started:.0f}s: "
-              f"validation rmse {result.metrics['rmse']:.3f}, kaggle rmse {result.metrics.get('rmse_kaggle', 0):.4f}")
-    predictor = load_model(checkpoint, device="cpu")
-    frame = frame.iloc[order[:held_out]]
-    catalog = kaggle.kaggle_to_counts(frame, schema)
-    predictions = predictor.predict([str(SHARED / "gz2_kaggle" / f) for f in catalog["file_loc"]],
-                                    n_samples=5, ids=catalog["id_str"].tolist())
-    counts = catalog[list(schema.tree.answer_columns)].to_numpy(dtype=np.int64)
-    # Kaggle counts every volunteer as reaching "odd"; the tree does not (star/artifact ends it).
-    return VoteSet("gz2_kaggle", schema, catalog["id_str"].to_numpy(), counts), predictions.fractions
 
 
 # ---------------------------------------------------------------- main
-def run(votes: VoteSet, args: argparse.Namespace, rng: np.random.Generator, prior_sets: dict) -> list[dict]:
-    started = time.monotonic()
-    cumulative, volunteers, stats = rebuild_streams(votes, rng)
-    print(f"\n== {votes.name}: {len(volunteers)} galaxies, median {int(np.median(volunteers))} volunteers; "
-          f"rebuilt streams in {time.monotonic() - started:.0f}s (dropped {stats['dropped_votes']} of "
-          f"{stats['votes']} votes, {stats['truncated_paths']} paths cut short)", flush=True)
-    results = []
-    settings = [("count only (baseline)", None, None), ("clairvoyant bound (knows the final majorities)", "oracle", None)]
-    settings.append((f"first question only, t={args.threshold}",
-                     RetirementRule(votes.schema, threshold=args.threshold, min_votes=args.min_votes,
-                                    min_scored_votes=args.min_scored_votes,
-                                    questions=[votes.schema.tree.first]), None))
-    for threshold in args.thresholds:
-        for base in args.base_concentrations:
-            rule = RetirementRule(votes.schema, threshold=threshold, min_votes=args.min_votes,
-                                  min_scored_votes=args.min_scored_votes, base_concentration=base)
-            settings.append((f"whole tree, t={threshold}, a0={base}", rule, None))
-            for label, prior in prior_sets.get(votes.name, {}).items():
-                for strength in args.prior_strengths:
-                    settings.append((f"whole tree, t={threshold}, a0={base}, {label}, strength {strength}", rule,
-                                     (prior, strength)))
-    for name, rule, prior in settings:
+VARIANTS = {"tree reach": {"reach": "tree"}, "observed reach": {"reach": "observed"},
+            "observed reach, a0=1": {"reach": "observed", "base_concentration": 1.0},
+            "observed reach, flat reach prior": {"reach": "observed-flat"}}
+
+
+# What classifier.retirement ships as its defaults (TUNED_THRESHOLDS): within noise of the best
+# tuned setting on both sets, and without a fitted prior to ship (see docs/retirement.md).
+SHIPPED_SETTING = "observed reach, per-question thresholds"
+
+
+def run_dataset(votes: VoteSet, args: argparse.Namespace) -> dict:
+    schema = votes.schema
+    halves = np.array([zlib.crc32(i.encode()) % 2 for i in votes.ids])
+    splits = [(np.nonzero(halves == 0)[0], np.nonzero(halves == 1)[0]), (np.nonzero(halves == 1)[0], np.nonzero(halves == 0)[0])]
+    # The population prior is fitted on each split's tuning half only: one variant per split.
+    split_variants = [{f"observed reach, population prior (fitted on half {split})": {
+        "reach": "observed", "base_concentration": population_prior(schema, votes.counts[tune_rows])}}
+        for split, (tune_rows, _test) in enumerate(splits)] if args.population_prior else [{}, {}]
+    replays = []
+    for seed in args.seeds:
         started = time.monotonic()
-        if rule is None:
-            stop = np.minimum(volunteers, COUNT_LIMIT)
-        elif rule == "oracle":
-            stop = clairvoyant_stop(votes.schema, cumulative, volunteers, args.min_scored_votes)
-        elif prior is None:
-            stop = replay(rule, cumulative, volunteers)
-        else:
-            stop = replay(rule, cumulative, volunteers, *prior)
-        summary = summarise(name, votes.schema, cumulative, volunteers, stop, args.min_scored_votes,
-                            time.monotonic() - started)
-        summary.update({"dataset": votes.name, "stream_stats": stats})
-        results.append(summary)
-        worst = min(summary["per_question"].items(), key=lambda kv: kv[1]["agreement"] if kv[1]["scored"] else 2)
-        print(f"{name:60s} votes {summary['mean_votes_used']:5.1f}/{summary['mean_votes_baseline']:4.1f} "
-              f"saved {100 * summary['saved_vs_baseline']:5.1f}% (vs 40: {100 * summary['saved_vs_40']:5.1f}%)  "
-              f"min agreement {100 * summary['min_question_agreement']:6.2f}% ({worst[0]})  "
-              f"[{summary['seconds']:.0f}s]", flush=True)
-    for summary in results[2:]:
-        print(f"  per question, {summary['setting']}: " + ", ".join(
-            f"{k} {100 * v['agreement']:.1f}% (n={v['scored']})" for k, v in summary["per_question"].items()
-            if v["scored"]))
-    return results
+        replay, cumulative = build_replay(votes, seed)
+        every = ({name: VARIANTS[name] for name in {"tree reach", *args.variants}}  # the fixed rows need "tree reach"
+                 | split_variants[0] | split_variants[1])
+        for name, options in every.items():
+            rule = RetirementRule(schema, max_votes=COUNT_LIMIT, min_votes=MIN_VOTES,
+                                  min_scored_votes=MIN_SCORED_VOTES, **options)
+            replay.probabilities[name] = probability_tensor(rule, cumulative, replay.limit)
+        replays.append(replay)
+        print(f"{votes.name} seed {seed}: streams and {len(every)} rule variants in "
+              f"{time.monotonic() - started:.0f}s ({replay.stream_stats})", flush=True)
+    depth = question_depths(schema)
+    groupings = {"one threshold": [list(range(schema.n_questions))],
+                 "per-depth thresholds": [list(np.nonzero(depth == d)[0]) for d in np.unique(depth)],
+                 "per-question thresholds": [[q] for q in range(schema.n_questions)]}
+    first_only = np.full(schema.n_questions, np.inf)
+    first_only[schema.first_index] = 0.01
+    fixed = {"count only (baseline)": None, "clairvoyant bound": "clairvoyant",
+             "first question only, t=0.01 (tree reach)": ("tree reach", first_only),
+             "shipped before (tree reach, t=0.005 everywhere)": ("tree reach", np.full(schema.n_questions, 0.005))}
+    results: dict[str, list] = {name: [] for name in fixed}
+    chosen_settings: list[dict] = []
+    all_tuned: list[dict] = []
+    for split, (tune_rows, test_rows) in enumerate(splits):
+        for name, setting in fixed.items():
+            for replay in replays:
+                if setting is None:
+                    stop = replay.limit[test_rows]
+                elif setting == "clairvoyant":
+                    stop = replay.clairvoyant[test_rows]
+                else:
+                    stop = first_stop((replay.probabilities[setting[0]][test_rows] <= setting[1]).all(axis=2),
+                                      replay.limit[test_rows])
+                results[name].append(outcome(replay, test_rows, stop))
+        tuned = []
+        for variant in list(args.variants) + list(split_variants[split]):
+            tuner = Tuner(replays, tune_rows, variant, args.target, args.z, threshold_grid(args.max_threshold))
+            one, one_saving = tuner.tune(groupings["one threshold"], np.full(schema.n_questions, tuner.grid[0]))
+            for grouping, groups in groupings.items():
+                thresholds, saving = (one, one_saving) if grouping == "one threshold" else tuner.tune(groups, one)
+                name = f"{variant}, {grouping}"
+                tuned.append((saving, name, variant, thresholds))
+                all_tuned.append({"split": split, "setting": name, "tuning_saving": saving,
+                                  "thresholds": {k: float(t) for k, t in zip(schema.question_keys, thresholds, strict=True)}})
+                name = name.replace(f" (fitted on half {split})", "")
+                results.setdefault(name, [])
+                for replay in replays:
+                    stop = first_stop((replay.probabilities[variant][test_rows] <= thresholds).all(axis=2),
+                                      replay.limit[test_rows])
+                    results[name].append(outcome(replay, test_rows, stop))
+                print(f"  split {split} {name:50s} tuning-half saving {100 * saving:5.1f}%", flush=True)
+        saving, name, variant, thresholds = max(tuned, key=lambda t: t[0])
+        options = VARIANTS.get(variant) or split_variants[split][variant]
+        chosen_settings.append({"split": split, "setting": name, "variant": options, "tuning_saving": saving,
+                                "thresholds": {k: float(t) for k, t in zip(schema.question_keys, thresholds, strict=True)}})
+        results.setdefault("chosen on the tuning half", [])
+        for replay in replays:
+            stop = first_stop((replay.probabilities[variant][test_rows] <= thresholds).all(axis=2),
+                              replay.limit[test_rows])
+            results["chosen on the tuning half"].append(outcome(replay, test_rows, stop))
+    summaries = {name: summary(outcomes, schema) for name, outcomes in results.items()}
+    print(f"\n== {votes.name}: {len(votes.ids)} galaxies; out of sample: {len(args.seeds)} seeds × 2 splits, "
+          f"mean [min–max]; target {args.target:.2%} + {args.z}·SE on the tuning half")
+    for name, s in summaries.items():
+        print(f"{name:58s} votes {s['votes_used']['mean']:5.2f}/{s['votes_count_only']['mean']:5.2f}  saved vs count-only "
+              f"{_interval(s['saved_vs_count_only'])}  vs 40 {_interval(s['saved_vs_40'])}  worst question "
+              f"{_interval(s['worst_agreement'], 2)} ({', '.join(sorted({r['worst_question'] for r in s['runs']}))})")
+    chosen = summaries["chosen on the tuning half"]["question_agreement"]
+    print("  chosen, per question (mean / min): " + ", ".join(
+        f"{k} {100 * v['mean']:.2f}/{100 * v['min']:.2f}" for k, v in chosen.items()))
+    for c in chosen_settings:
+        print(f"  split {c['split']} chose {c['setting']}: " + json.dumps({k: round(v, 5) for k, v in c["thresholds"].items()}))
+    for c in all_tuned:
+        if c["split"] == 0 and c["setting"] == SHIPPED_SETTING:
+            print(f"  shipped defaults ({SHIPPED_SETTING}, tuned on half 0): "
+                  + json.dumps({k: round(v, 5) for k, v in c["thresholds"].items()}))
+    return {"dataset": votes.name, "galaxies": len(votes.ids), "seeds": list(args.seeds), "target": args.target, "z": args.z,
+            "chosen": chosen_settings, "tuned": all_tuned, "settings": summaries,
+            "stream_stats": [r.stream_stats for r in replays]}
+
+
+def _interval(values: dict[str, float], digits: int = 1) -> str:
+    return f"{100 * values['mean']:.{digits}f}% [{100 * values['min']:.{digits}f}–{100 * values['max']:.{digits}f}]"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=["gz2_stripe82", "gz_decals"],
-                        choices=["gz2_stripe82", "gz_decals", "gz2_kaggle"])
-    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.005])
-    parser.add_argument("--threshold", type=float, default=0.01, help="for the first-question-only rule")
-    parser.add_argument("--min-votes", type=int, default=5)
-    parser.add_argument("--min-scored-votes", type=int, default=5)
-    parser.add_argument("--base-concentrations", type=float, nargs="+", default=[0.5])
-    parser.add_argument("--prior-strengths", type=float, nargs="+", default=[15.0])
-    parser.add_argument("--prior-noise", type=float, nargs="*", default=[0.5],
-                        help="logit noise of the simulated model prior (none: no prior runs)")
-    parser.add_argument("--kaggle-checkpoint", type=Path,
-                        help="gz2 checkpoint for the real-model prior (trained on the other Kaggle galaxies if missing)")
-    parser.add_argument("--kaggle-held-out", type=int, default=1500)
+    parser.add_argument("--datasets", nargs="+", default=["gz2_stripe82", "gz_decals"], choices=["gz2_stripe82", "gz_decals"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--no-population-prior", dest="population_prior", action="store_false",
+                        help="skip the variant with a Dirichlet prior fitted on the tuning half")
+    parser.add_argument("--max-threshold", type=float, default=MAX_THRESHOLD, help="largest threshold tried")
+    parser.add_argument("--target", type=float, default=0.99, help="per-question agreement to keep")
+    parser.add_argument("--z", type=float, default=1.0, help="safety margin on the tuning half, in standard errors")
     parser.add_argument("--limit", type=int, help="use only the first N galaxies of each dataset")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", type=Path, default=SHARED, help="the shared data folder (default: ../shared/data)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    if not SHARED.is_dir():
-        print(f"real data not found at {SHARED}", file=sys.stderr)
+    if not args.data.is_dir():
+        print(f"real data not found at {args.data}", file=sys.stderr)
         return 2
-    rng = np.random.default_rng(args.seed)
-    loaders = {"gz2_stripe82": load_stripe82, "gz_decals": load_decals}
+    loaders = {"gz2_stripe82": lambda: load_stripe82(args.data / "gz2_stripe82_votes" / "counts.csv.gz"),
+               "gz_decals": lambda: load_decals(args.data / "gz_decals_votes" / "full_tree_counts.csv")}
     results = []
     for name in args.datasets:
-        prior_sets: dict[str, dict[str, np.ndarray]] = {}
-        if name == "gz2_kaggle":
-            if args.kaggle_checkpoint is None:
-                parser.error("gz2_kaggle needs --kaggle-checkpoint")
-            votes, model_prior = kaggle_votes_and_prior(args.kaggle_checkpoint, args.kaggle_held_out, args.seed)
-            rmse = fraction_rmse(votes.schema, model_prior, votes.counts)
-            print(f"real model prior: fraction RMSE {rmse:.3f} against the held-out votes")
-            prior_sets[name] = {f"real model prior (rmse {rmse:.3f})": model_prior}
-        else:
-            votes = loaders[name]()
-        if args.limit and name != "gz2_kaggle":
+        votes = loaders[name]()
+        if args.limit:
             votes = VoteSet(votes.name, votes.schema, votes.ids[:args.limit], votes.counts[:args.limit])
-        for noise in args.prior_noise:
-            prior = simulated_prior(votes, votes.counts, noise, rng)
-            rmse = fraction_rmse(votes.schema, prior, votes.counts)
-            prior_sets.setdefault(votes.name, {})[f"simulated prior (noise {noise}, rmse {rmse:.3f})"] = prior
-        results += run(votes, args, rng, prior_sets)
+        results.append(run_dataset(votes, args))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
         print(f"\nwrote {args.json}")

@@ -1,12 +1,15 @@
 import importlib.util
+import random
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import betabinom
 
-from classifier.retirement import RetirementRule, betabinom_sf
+from classifier.retirement import TUNED_THRESHOLDS, RetirementRule, betabinom_sf
 from classifier.schema import Schema
 from classifier.tree import DecisionTree
 
@@ -44,9 +47,44 @@ def first_decisive(rule, stream):
 
 
 def test_betabinomial_tail_matches_scipy():
-    x, n = np.array([0, 3, 7, 11, 5]), np.array([10, 10, 12, 11, 4])
-    a, b = np.array([0.5, 2.0, 3.5, 1.0, 2.0]), np.array([4.0, 2.0, 0.7, 9.0, 1.0])
-    np.testing.assert_allclose(betabinom_sf(x, n, a, b), betabinom.sf(x - 1, n, a, b), atol=1e-12)
+    x, n = np.array([0, 3, 7, 11, 5, 1, 300]), np.array([10, 10, 12, 11, 4, 0, 600])
+    a, b = np.array([0.5, 2.0, 3.5, 1.0, 2.0, 1.0, 400.0]), np.array([4.0, 2.0, 0.7, 9.0, 1.0, 1.0, 0.5])
+    np.testing.assert_allclose(betabinom_sf(x, n, a, b), betabinom.sf(x - 1, n, a, b), atol=1e-10)
+
+
+def test_shipped_trees_get_their_tuned_thresholds():
+    for name, tuned in TUNED_THRESHOLDS.items():
+        tree = DecisionTree.load(name)
+        assert set(tuned) == set(tree.question_keys), f"{name}: re-tune the thresholds after changing its questions"
+        rule = RetirementRule(tree)
+        assert dict(zip(tree.question_keys, rule.thresholds.tolist(), strict=True)) == tuned
+    assert RetirementRule(SMALL_TREE).thresholds.tolist() == [0.005, 0.005]
+    assert RetirementRule(SMALL_TREE, threshold={"detail": 0.2}).thresholds.tolist() == [0.005, 0.2]
+
+
+def test_bad_settings_are_refused_with_the_setting_named():
+    with pytest.raises(ValueError, match="threshold: unknown question"):
+        RetirementRule(SMALL_TREE, threshold={"nope": 0.1})
+    with pytest.raises(ValueError, match="base_concentration"):
+        RetirementRule(SMALL_TREE, base_concentration={"shape_c": 1.0})
+    with pytest.raises(ValueError, match="reach"):
+        RetirementRule(SMALL_TREE, reach="psychic")
+    with pytest.raises(ValueError, match="threshold"):
+        RetirementRule(SMALL_TREE, threshold=1.5)
+
+
+def test_cached_rule_is_shared_per_tree_version_and_options(decals):
+    rule = RetirementRule.cached(decals, max_votes=40)
+    assert RetirementRule.cached(DecisionTree.load("decals_dr5"), max_votes=40) is rule
+    assert RetirementRule.cached(decals, max_votes=30) is not rule
+    assert RetirementRule.cached(decals, max_votes=40, threshold={"bar": 0.01}) is not rule
+    assert RetirementRule.cached(decals, max_votes=40, threshold={"bar": 0.01}).thresholds[
+        decals.question_keys.index("bar")] == 0.01
+
+
+def test_base_concentration_by_question_and_by_column():
+    rule = RetirementRule(SMALL_TREE, base_concentration={"shape": 2.0, "detail_y": 0.1})
+    assert rule.answer_concentration.tolist() == [2.0, 2.0, 0.5, 0.1]
 
 
 def test_never_retires_before_min_votes(decals):
@@ -153,3 +191,98 @@ def test_real_decals_counts_map_onto_the_tree(shared_data):
     merging = votes.counts[:, [column(f"merging_{a}") for a in ("none", "minor-disturbance", "merger")]].sum()
     not_artifact = votes.counts[:, [column("smooth-or-featured_smooth"), column("smooth-or-featured_featured-or-disk")]].sum()
     assert 0.99 * not_artifact <= merging <= not_artifact  # the old merging answers all found a new home
+
+
+# ---------------------------------------------------------------- properties
+TREES = {name: DecisionTree.load(name) for name in ("decals_dr5", "gz2")}
+
+
+@st.composite
+def tallies(draw):
+    """A galaxy's tally from a few distinct real paths of a shipped tree, each given by several
+    volunteers (so that decisive and undecided tallies both occur), plus its max_votes."""
+    tree = TREES[draw(st.sampled_from(sorted(TREES)))]
+    rng = random.Random(draw(st.integers(0, 2**32 - 1)))
+    paths = [tree.random_path(rng) for _ in range(draw(st.integers(1, 3)))]
+    weights = draw(st.lists(st.integers(0, 14), min_size=len(paths), max_size=len(paths)))
+    counts: dict[str, int] = {}
+    for path, weight in zip(paths, weights, strict=True):
+        for step in path:
+            column = f"{step['question']}_{step['answer']}"
+            counts[column] = counts.get(column, 0) + weight
+    return tree, counts, sum(weights), draw(st.integers(sum(weights) + 1, 60))
+
+
+def leader_path(tree, counts):
+    """The classification that agrees with every current majority (first answer where none)."""
+    path, question = [], tree.first
+    while question is not None:
+        answers = tree.question(question).answers
+        answer = max(answers, key=lambda a: (counts.get(f"{question}_{a.key}", 0), -answers.index(a)))
+        path.append(f"{question}_{answer.key}")
+        question = answer.next
+    return path
+
+
+@settings(max_examples=60, deadline=None)
+@given(tallies(), st.integers(1, 6))
+def test_never_retires_before_min_votes_on_any_tally(example, short_by):
+    tree, counts, n, max_votes = example
+    rule = RetirementRule.cached(tree, max_votes=max_votes, min_votes=n + short_by, threshold=0.5)
+    decision = rule.is_decisive(counts, classifications=n)
+    assert not decision.decisive and "min_votes" in decision.reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(tallies())
+def test_adding_votes_for_a_leader_never_raises_its_change_probability(example):
+    tree, counts, n, max_votes = example
+    rule = RetirementRule.cached(tree, max_votes=max_votes)
+    before = rule.is_decisive(counts, classifications=n)
+    for key, question in before.per_question.items():
+        if question.leader is None or question.votes < rule.min_scored_votes:
+            continue
+        more = dict(counts)
+        more[f"{key}_{question.leader}"] += 1
+        after = rule.is_decisive(more, classifications=n).per_question[key]
+        assert after.p_change <= question.p_change + 1e-12
+
+
+@settings(max_examples=60, deadline=None)
+@given(tallies(), st.integers(1, 8))
+def test_agreeing_classifications_never_unretire(example, extra):
+    """Once decisive, more volunteers who agree with every majority keep it decisive."""
+    tree, counts, n, max_votes = example
+    rule = RetirementRule.cached(tree, max_votes=max_votes)
+    if not rule.is_decisive(counts, classifications=n).decisive:
+        return
+    counts = dict(counts)
+    for added in range(1, min(extra, max_votes - n) + 1):
+        for column in leader_path(tree, counts):
+            counts[column] = counts.get(column, 0) + 1
+        assert rule.is_decisive(counts, classifications=n + added).decisive
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(tallies(), min_size=1, max_size=6))
+def test_the_decision_depends_only_on_the_tally(examples):
+    """Batch (vectorised) and single decisions agree, and neither key order, zero entries
+    nor unknown columns change a decision — so batch and single submits decide alike."""
+    for tree in TREES.values():
+        group = [e for e in examples if e[0] is tree]
+        if not group:
+            continue
+        rule = RetirementRule.cached(tree, max_votes=40)
+        group = [(c, n) for _t, c, n, limit in group if n <= 40]
+        if not group:
+            continue
+        matrix = np.array([rule.tree.counts_vector(c) for c, _n in group])
+        batch = rule.decisive_mask(matrix, np.array([n for _c, n in group]))
+        for (counts, n), in_batch in zip(group, batch, strict=True):
+            single = rule.is_decisive(counts, classifications=n)
+            noisy = dict(reversed(list(counts.items())))
+            noisy.update({"not-a-question_x": 3, f"{tree.first}_{tree.questions[0].answers[0].key}x": 1})
+            for column in tree.answer_columns:
+                noisy.setdefault(column, 0)
+            assert single.decisive == bool(in_batch)
+            assert rule.is_decisive(noisy, classifications=n) == single

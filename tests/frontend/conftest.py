@@ -95,3 +95,14 @@ def shot(page, name: str, **options) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), **options)
     return path
+
+
+def wait_until(page, expression: str, *, timeout_ms: int = 10000) -> None:
+    """Poll a JS expression until it is truthy. Playwright's wait_for_function compiles its
+    predicate with `new Function`, which the site's CSP (no 'unsafe-eval') refuses; a plain
+    evaluate is not script from the page and is allowed."""
+    for _ in range(timeout_ms // 50):
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"still false after {timeout_ms} ms: {expression}")

@@ -15,7 +15,7 @@ from django.utils import timezone
 from PIL import Image
 
 from classifications.models import Classification, SubjectStatus
-from tests.frontend.conftest import PHONE, make_galaxies, shot
+from tests.frontend.conftest import PHONE, make_galaxies, shot, wait_until
 from workflows.models import Workflow
 from workflows.shipped import DECALS_DR5, GZ2
 
@@ -89,7 +89,7 @@ def test_mouse_classifies_a_full_branch_changing_an_answer_on_the_way(open_page)
     assert classification.is_favourite
 
     page.click("#next")
-    page.wait_for_function(f"document.querySelector('#stage').dataset.galaxy !== '{galaxy}'")
+    wait_until(page, f"document.querySelector('#stage').dataset.galaxy !== '{galaxy}'")
     assert current_question(page) == "smooth-or-featured"
 
     page.goto(page.url.split("/classify")[0] + "/me/?favourites=1")
@@ -132,7 +132,7 @@ def test_keyboard_only_classification_and_viewer_keys(open_page):
     assert classification.annotations == as_annotations(
         [("smooth-or-featured", "smooth"), ("how-rounded", "cigar-shaped"), ("merging", "merger")])
     page.keyboard.press("n")
-    page.wait_for_function(f"document.querySelector('#stage').dataset.galaxy !== '{galaxy}'")
+    wait_until(page, f"document.querySelector('#stage').dataset.galaxy !== '{galaxy}'")
     assert page.js_errors == []
 
 
@@ -180,7 +180,7 @@ def test_offline_submission_is_queued_survives_reload_and_is_stored_once(open_pa
     # ...and the retry once truly online replays the same key instead of voting twice.
     page.unroute("**/api/classifications/")
     page.evaluate("window.dispatchEvent(new Event('online'))")
-    page.wait_for_function("JSON.parse(localStorage.getItem('gz-outbox-v1') || '[]').length === 0")
+    wait_until(page, "JSON.parse(localStorage.getItem('gz-outbox-v1') || '[]').length === 0")
     (classification,) = stored(galaxy)
     assert classification.idempotency_key == key and classification.counted
     assert SubjectStatus.objects.get(galaxy__id_str=galaxy, workflow__slug=DECALS_DR5).classification_count == 1
@@ -205,14 +205,14 @@ def test_votes_queued_offline_go_in_one_batch_and_each_is_stored_once(open_page)
         page.click("#done")
         page.wait_for_selector("[data-banner='offline']")
         page.click("#next")
-        page.wait_for_function(f"document.querySelector('#stage').dataset.galaxy !== '{galaxy}'")
+        wait_until(page, f"document.querySelector('#stage').dataset.galaxy !== '{galaxy}'")
     assert [i["payload"]["galaxy"] for i in json.loads(page.evaluate("localStorage.getItem('gz-outbox-v1')"))] \
         == classified
 
     page.unroute(submit_url)
     page.on("request", lambda request: sent_online.append(request.url) if submit_url(request.url) else None)
     page.evaluate("window.dispatchEvent(new Event('online'))")
-    page.wait_for_function("JSON.parse(localStorage.getItem('gz-outbox-v1') || '[]').length === 0")
+    wait_until(page, "JSON.parse(localStorage.getItem('gz-outbox-v1') || '[]').length === 0")
     assert [url.split("/api/", 1)[1] for url in sent_online] == ["classifications/batch/"]
     for galaxy in classified:
         (classification,) = stored(galaxy)

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("api/health/", views.readyz, name="api-health"),
+    path("metrics", views.prometheus_metrics, name="prometheus-metrics"),
+]
