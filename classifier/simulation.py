@@ -11,8 +11,10 @@ tree is written out a second time here:
 * ordinal: ``{"near": {"bulge": 0.7}, "sharpness": 3}`` weighs ``exp(−3·|0.7 − bulge|)``,
   for graded answers (bulge size, roundness...), peaking at the answer's level.
 
-A question without hints is answered uniformly. Pure numpy and Pillow: the platform's demo
-stores the simulated votes through its own services.
+A question without hints is answered uniformly. A galaxy with real published votes (the demo
+pack's Galaxy Zoo 2 counts) is answered from them instead: :func:`annotations_from_counts`
+draws each answer from the votes of the question reached. Pure numpy and Pillow: the
+platform's demo stores the simulated votes through its own services.
 """
 
 from __future__ import annotations
