@@ -215,6 +215,8 @@ def test_a_long_branch_classified_as_the_crowd_did_fits_and_the_model_agrees(ope
 
 
 def test_admin_pages_fit_1366_px_and_pass_axe(open_page, demo_site, live_server):
+    """Run and model-version lists without horizontal scrolling at 1366 px; the prediction page
+    titled by galaxy and version with its labelled table; axe-clean at both sizes."""
     gz2, version = demo_site
     get_user_model().objects.create_superuser("boss", "boss@example.org", "pw-12345678")
     page = open_sized(open_page, "/admin/login/", "desktop")
@@ -226,15 +228,23 @@ def test_admin_pages_fit_1366_px_and_pass_axe(open_page, demo_site, live_server)
     prediction = Prediction.objects.filter(model_version=version).first()
     status = SubjectStatus.objects.filter(workflow=gz2, classification_count__gt=0).first()
     audits: dict[str, list[str]] = {}
-    for path, name in (("/admin/retraining/trainingrun/", "admin-runs"),
-                       ("/admin/retraining/modelversion/", "admin-model-versions"),
-                       (f"/admin/retraining/modelversion/{version.pk}/change/", "admin-model-version"),
-                       (f"/admin/retraining/prediction/{prediction.pk}/change/", "admin-prediction"),
-                       (f"/admin/classifications/subjectstatus/{status.pk}/change/", "admin-subject-status")):
+    pages = (("/admin/retraining/trainingrun/", "admin-runs"),
+             ("/admin/retraining/modelversion/", "admin-model-versions"),
+             (f"/admin/retraining/modelversion/{version.pk}/change/", "admin-model-version"),
+             (f"/admin/retraining/prediction/{prediction.pk}/change/", "admin-prediction"),
+             (f"/admin/classifications/subjectstatus/{status.pk}/change/", "admin-subject-status"))
+    for path, name in pages:
         page.goto(live_server.url + path)
         check_page(page, f"{name}-desktop", audits, full_page=True)
         width = page.evaluate("document.scrollingElement.scrollWidth")
         assert width <= DESKTOP["width"], f"{path} needs horizontal scrolling ({width} px)"
+    phone = open_sized(open_page, "/admin/login/", "phone")
+    phone.fill("input[name='username']", "boss")
+    phone.fill("input[name='password']", "pw-12345678")
+    phone.click("input[type='submit']")
+    for path, name in pages:
+        phone.goto(live_server.url + path)
+        check_page(phone, f"{name}-phone", audits)
     page.goto(live_server.url + f"/admin/retraining/prediction/{prediction.pk}/change/")
     assert prediction.galaxy.id_str in page.inner_text("h1") and f"v{version.number}" in page.inner_text("h1")
     assert page.get_by_text("90% credible intervals").count() == 1
