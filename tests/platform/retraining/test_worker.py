@@ -50,29 +50,15 @@ def worker_database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def private_filesystem_broker(tmp_path):
-    """The filesystem broker in this test's own folder (the worker's VAR_DIR/broker), so no
-    message left by a demo session or another test reaches this worker."""
-    from celery import current_app
-
-    folders = {sub: tmp_path / "var" / "broker" / sub for sub in ("queue", "processed", "control")}
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    saved = current_app.conf.broker_transport_options
-    current_app.pool.force_close_all()
-    current_app.conf.broker_transport_options = {
-        **saved, "data_folder_in": str(folders["queue"]), "data_folder_out": str(folders["queue"]),
-        "processed_folder": str(folders["processed"]), "control_folder": str(folders["control"])}
-    current_app._pool = None  # the cached pool keeps the old options; the next task opens a new one
-    yield
-    current_app.pool.force_close_all()
-    current_app.conf.broker_transport_options = saved
-    current_app._pool = None
+def purge_filesystem_queue() -> None:
+    """The filesystem broker's folder is this checkout's (VAR_DIR/broker): drop messages a
+    demo session or an earlier test left, so this worker only sees the test's own."""
+    for message in Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]).glob("*.msg"):
+        message.unlink(missing_ok=True)
 
 
 @pytest.fixture
-def start_worker(transactional_db, tmp_path, request):
+def start_worker(transactional_db, tmp_path):
     """Start `celery worker -Q default,gpu` on the test database and MEDIA_ROOT; every worker
     is SIGKILLed (whole process group) at teardown, before the database is flushed."""
     if connection.vendor == "sqlite":
@@ -80,14 +66,16 @@ def start_worker(transactional_db, tmp_path, request):
             pytest.skip("the worker needs a file test database (settings give SQLite a TEST NAME)")
         if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
             pytest.skip(f"on SQLite the worker test uses the filesystem broker, not {settings.CELERY_BROKER_URL!r}")
-        request.getfixturevalue("private_filesystem_broker")
+        purge_filesystem_queue()
     elif reason := redis_unreachable_reason():
         pytest.skip(reason)
     processes = []
 
     def start(**extra_env: str) -> subprocess.Popen:
+        # On the filesystem broker the worker shares this process's VAR_DIR (its broker folder).
+        var_dir = settings.VAR_DIR if settings.CELERY_BROKER_URL.startswith("filesystem://") else tmp_path / "var"
         env = {**os.environ, "DATABASE_URL": worker_database_url(), "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-               "VAR_DIR": str(tmp_path / "var"), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+               "VAR_DIR": str(var_dir), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
                "RETRAIN_AFTER_CLASSIFICATIONS": "0", "RETRAIN_MIN_GALAXIES": "5", "RETRAIN_PROGRESS_INTERVAL": "0.2",
                "RETRAIN_PREDICT_CHUNK_SIZE": "10", "RETRAIN_PREDICT_MC_SAMPLES": "3", "OMP_NUM_THREADS": "1",
                **extra_env}
