@@ -202,7 +202,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # cache handler would refuse the file cache of the embedded default.
 AXES_USERNAME_FORM_FIELD = "login"  # allauth's field; the admin's `username` is read by AXES_USERNAME_CALLABLE
 AXES_USERNAME_CALLABLE = "core.auth.login_name"
-AXES_IPWARE_PROXY_COUNT = env.int("NUM_PROXIES", default=0) or None
+AXES_CLIENT_IP_CALLABLE = "core.auth.client_address"  # the throttles' rule (NUM_PROXIES), not its own
+# allauth's sign-in/sign-up rates see the same client address.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("NUM_PROXIES", default=0)
 AXES_RESET_ON_SUCCESS = True
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
@@ -216,8 +218,43 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# Media (galaxy images, FITS sources), checkpoints and training-set snapshots go
+# through the storage API only: local files by default, an S3-compatible bucket (AWS, MinIO,
+# Ceph, moto) with STORAGE_BACKEND=s3, so web and worker nodes need not share a disk.
+STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="filesystem")
+
+
+def _unset_if_empty(name: str) -> str | None:
+    """An empty value (as in deploy/env.example) leaves the choice to boto3: its credential
+    chain (instance roles, IRSA), AWS's own endpoint, its default region."""
+    return env.str(name, default="") or None
+
+
+if STORAGE_BACKEND == "s3":
+    _DEFAULT_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+        "endpoint_url": _unset_if_empty("AWS_S3_ENDPOINT_URL"),
+        "region_name": _unset_if_empty("AWS_S3_REGION_NAME"),
+        "access_key": _unset_if_empty("AWS_ACCESS_KEY_ID"),
+        "secret_key": _unset_if_empty("AWS_SECRET_ACCESS_KEY"),
+        "location": env.str("AWS_LOCATION", default=""),
+        "addressing_style": _unset_if_empty("AWS_S3_ADDRESSING_STYLE"),
+        "custom_domain": _unset_if_empty("AWS_S3_CUSTOM_DOMAIN"),
+        "querystring_auth": env.bool("AWS_QUERYSTRING_AUTH", default=True),
+        "querystring_expire": env.int("AWS_QUERYSTRING_EXPIRE", default=3600),
+        # Never overwrite: a replaced image gets a new name, so per-node caches keyed by
+        # name or hash stay valid and rows committed earlier never point at other bytes.
+        "file_overwrite": False,
+    }}
+elif STORAGE_BACKEND == "filesystem":
+    _DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+else:
+    raise ImproperlyConfigured(f"STORAGE_BACKEND must be 'filesystem' or 's3', not {STORAGE_BACKEND!r}")
+# This node's own disk: verified copies of stored checkpoints (keyed by sha256) and training
+# scratch space. Never shared, safe to delete.
+STORAGE_CACHE_DIR = Path(env.str("STORAGE_CACHE_DIR", default=str(VAR_DIR / "cache")))
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _DEFAULT_STORAGE,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
                     if not DEBUG else "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }

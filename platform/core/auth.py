@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rest_framework.throttling import BaseThrottle
+
 
 def login_name(request, credentials: dict | None) -> str | None:
     """The account a sign-in attempt names: allauth posts `login` (email or username) and passes
@@ -12,3 +14,9 @@ def login_name(request, credentials: dict | None) -> str | None:
             return str(credentials[key]).lower()
     data = getattr(request, "POST", {}) if request is not None else {}
     return (data.get("login") or data.get("username") or "").lower() or None
+
+
+def client_address(request) -> str:
+    """The client's address as the request throttles see it: REMOTE_ADDR, or the address the
+    NUM_PROXIES trusted proxies put in X-Forwarded-For (a client-sent header is never believed)."""
+    return BaseThrottle().get_ident(request)

@@ -3,6 +3,7 @@ first model, all through the other apps' own services (nothing here bypasses the
 
 from __future__ import annotations
 
+import io
 import random
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +23,7 @@ from classifier.simulation import (
     appearance_from_metadata,
     simulated_annotations,
 )
+from core.storage import read_bytes
 from galaxies import imaging
 from galaxies.models import Galaxy
 from galaxies.selectors import PUBLISHED_VOTES, existing_id_strs
@@ -85,7 +87,8 @@ def load_demo_galaxies(*, include_synthetic: bool = False, progress: bool = Fals
 
 def appearance_of(galaxy: Galaxy) -> Appearance:
     """Known parameters of a simulated galaxy, else measurements of its image."""
-    return appearance_from_metadata(galaxy.metadata or {}) or appearance_from_image(galaxy.image.path)
+    known = appearance_from_metadata(galaxy.metadata or {})
+    return known or appearance_from_image(io.BytesIO(read_bytes(galaxy.image.name)))
 
 
 def expected_answers(galaxy: Galaxy, workflow: Workflow) -> dict[str, str]:

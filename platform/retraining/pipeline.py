@@ -11,6 +11,7 @@ the web process never loads torch and CUDA never initialises before a worker for
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import shutil
 import time
@@ -24,10 +25,12 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db.models import Max
 
 from classifications.models import Classification, SubjectStatus
+from core.storage import local_copy, read_bytes, read_many, sha256_of_bytes
 from workflows.models import Workflow
 
 from . import runs
@@ -42,7 +45,23 @@ ROUND_DIGITS = 5
 
 
 def run_directory(run_id: int) -> Path:
-    return Path(settings.MEDIA_ROOT) / "models" / "runs" / str(run_id)
+    """This node's scratch space for a run (never shared; a run taken over on another node
+    restarts its epochs there)."""
+    return Path(settings.STORAGE_CACHE_DIR) / "runs" / str(run_id)
+
+
+def _read_images(names: list[str]) -> list:
+    """The stored images as ``EncodedImage`` (None where the file is missing), read through
+    the storage API: no node assumes it shares a disk with the one that stored them."""
+    from classifier.encoded import EncodedImage
+
+    def read(name: str) -> EncodedImage | None:
+        try:
+            return EncodedImage(read_bytes(name), name)
+        except FileNotFoundError:
+            return None
+
+    return read_many(names, read=read)
 
 
 def sha256_of(path: Path) -> str:
@@ -71,10 +90,9 @@ def build_snapshot(*, workflow: Workflow, holdout_fraction: float) -> tuple[pd.D
     for id_str, image, counts, random_key in rows.iterator(chunk_size=2000):
         if not image:
             continue
-        path = default_storage.path(image)
-        if not Path(path).is_file():
+        if not default_storage.exists(image):
             continue
-        records.append({"id_str": id_str, "file_loc": path,
+        records.append({"id_str": id_str, "file_loc": image,
                         SPLIT_COLUMN: HOLDOUT if random_key < holdout_fraction else TRAIN,
                         **{c: int(counts.get(c, 0)) for c in columns}})
     frame = pd.DataFrame.from_records(records, columns=["id_str", "file_loc", SPLIT_COLUMN, *columns])
@@ -84,20 +102,19 @@ def build_snapshot(*, workflow: Workflow, holdout_fraction: float) -> tuple[pd.D
 def _load_or_take_snapshot(run: TrainingRun) -> pd.DataFrame:
     """The run's frozen training set: written once, reused by a resumed attempt, checksummed."""
     if run.snapshot_file:
-        path = Path(settings.MEDIA_ROOT) / run.snapshot_file
-        if sha256_of(path) != run.snapshot_sha256:
-            raise RuntimeError(f"training-set snapshot {path} does not match its checksum")
-        return pd.read_csv(path)
+        data = read_bytes(run.snapshot_file)
+        if sha256_of_bytes(data) != run.snapshot_sha256:
+            raise RuntimeError(f"training-set snapshot {run.snapshot_file} does not match its checksum")
+        return pd.read_csv(io.BytesIO(data))
     frame, provenance = build_snapshot(workflow=run.workflow, holdout_fraction=settings.RETRAIN_HOLDOUT_FRACTION)
     n_train = int((frame[SPLIT_COLUMN] == TRAIN).sum())
     if n_train < settings.RETRAIN_MIN_GALAXIES:
         raise NotEnoughTrainingData(f"needs at least {settings.RETRAIN_MIN_GALAXIES} classified galaxies outside "
                                     f"the hold-out, has {n_train}", field="workflow")
-    path = run_directory(run.pk) / "training_set.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
-    runs.record_snapshot(run_id=run.pk, attempt=run.attempt, snapshot_file=str(path.relative_to(settings.MEDIA_ROOT)),
-                         snapshot_sha256=sha256_of(path), snapshot_galaxies=n_train,
+    data = frame.to_csv(index=False).encode()
+    name = default_storage.save(f"models/runs/{run.pk}/training_set.csv", ContentFile(data))
+    runs.record_snapshot(run_id=run.pk, attempt=run.attempt, snapshot_file=name,
+                         snapshot_sha256=sha256_of_bytes(data), snapshot_galaxies=n_train,
                          snapshot_holdout_galaxies=len(frame) - n_train, **provenance)
     return frame
 
@@ -138,13 +155,50 @@ def _holdout_metrics(checkpoint: Path, holdout: pd.DataFrame, tree, device: str)
 
     if len(holdout) < 2:
         return {"n_galaxies": len(holdout), "note": "too few classified hold-out galaxies to evaluate"}
-    predictions = _posterior(load_model(checkpoint, device=device), list(holdout["file_loc"]))
+    predictions = _posterior(load_model(checkpoint, device=device), _snapshot_images(holdout))
     counts = holdout[list(tree.answer_columns)].to_numpy(dtype=np.float64)
     return evaluate(predictions.concentrations, counts, predictions.schema, lower=predictions.lower,
                     upper=predictions.upper)
 
 
+def _resume_state_name(run_id: int) -> str:
+    return f"models/runs/{run_id}/last.pt"
+
+
+def _push_resume_state(run_id: int, work: Path) -> None:
+    """After each epoch, training's own resume file goes to the storage, so a worker on
+    another node that takes the run over continues from this epoch (delete, then save: the
+    storage never overwrites; a crash in between only means starting the epochs again)."""
+    from classifier.training import LAST_CHECKPOINT
+
+    name = _resume_state_name(run_id)
+    default_storage.delete(name)
+    with open(work / LAST_CHECKPOINT, "rb") as handle:
+        default_storage.save(name, File(handle))
+
+
+def _fetch_resume_state(run_id: int, work: Path) -> None:
+    from classifier.training import LAST_CHECKPOINT
+
+    target, name = work / LAST_CHECKPOINT, _resume_state_name(run_id)
+    if target.is_file() or not default_storage.exists(name):
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".download")
+    partial.write_bytes(read_bytes(name))
+    partial.replace(target)
+
+
+def _snapshot_images(frame: pd.DataFrame) -> list:
+    images = _read_images(list(frame["file_loc"]))
+    if missing := [name for name, image in zip(frame["file_loc"], images, strict=True) if image is None]:
+        raise FileNotFoundError(f"{len(missing)} image(s) of the training-set snapshot are gone, e.g. {missing[0]}")
+    return images
+
+
 def _train_and_evaluate(claim: runs.Claim) -> tuple[Path, dict[str, Any], dict[str, Any], list[dict[str, Any]], Any]:
+    from classifier.encoded import encoded_catalog
+    from classifier.schema import Schema
     from classifier.training import TrainConfig, train
 
     run = claim.run
@@ -157,9 +211,20 @@ def _train_and_evaluate(claim: runs.Claim) -> tuple[Path, dict[str, Any], dict[s
     reporter = ProgressReporter(run_id=run.pk, attempt=run.attempt, history=run.history if claim.resumed else [],
                                 interval=settings.RETRAIN_PROGRESS_INTERVAL)
     init = run.init_model_version
-    result = train(frame[frame[SPLIT_COLUMN] == TRAIN].drop(columns=[SPLIT_COLUMN]), images_dir=None,
-                   tree=workflow.decision_tree, out_dir=run_directory(run.pk) / "work", config=config,
-                   progress=reporter, init_checkpoint=Path(init.checkpoint.path) if init else None,
+    work = run_directory(run.pk) / "work"
+    if claim.resumed:
+        _fetch_resume_state(run.pk, work)
+
+    def progress(event: dict[str, Any]) -> None:
+        reporter(event)
+        if event.get("stage") == "epoch_end" and not reporter.lost:
+            _push_resume_state(run.pk, work)
+
+    training_set = frame[frame[SPLIT_COLUMN] == TRAIN].drop(columns=[SPLIT_COLUMN])
+    catalog = encoded_catalog(training_set, _snapshot_images(training_set), Schema.from_tree(workflow.decision_tree))
+    result = train(catalog, images_dir=None,
+                   tree=workflow.decision_tree, out_dir=work, config=config, progress=progress,
+                   init_checkpoint=local_copy(init.checkpoint.name, sha256=init.checkpoint_sha256) if init else None,
                    resume=claim.resumed, should_stop=reporter.should_stop)
     if reporter.lost:
         raise runs.RunLost(f"run {run.pk} is no longer running")
@@ -176,7 +241,7 @@ def prediction_chunks(*, workflow_id: int, size: int) -> list[list[int]]:
 
 
 def _store_checkpoint(run: TrainingRun, checkpoint: Path) -> tuple[str, str]:
-    """Save the checkpoint under MEDIA_ROOT/models/, named by its sha256; returns (name, sha256)."""
+    """Save the checkpoint in the storage under models/, named by its sha256; returns (name, sha256)."""
     digest = sha256_of(checkpoint)
     with open(checkpoint, "rb") as handle:
         return default_storage.save(f"models/{run.workflow.slug}/run{run.pk}-{digest[:16]}.pt", File(handle)), digest
@@ -206,6 +271,7 @@ def train_run(*, run_id: int) -> list[int] | None:
             default_storage.delete(stored_name)
             raise
         shutil.rmtree(run_directory(run_id) / "work", ignore_errors=True)
+        default_storage.delete(_resume_state_name(run_id))
     except (runs.RunLost, TrainingCancelled) as exc:
         logger.info("training run %s stopped: %s", run_id, exc)
         return None
@@ -218,12 +284,14 @@ def train_run(*, run_id: int) -> list[int] | None:
 
 
 # ---------------------------------------------------------------- catalogue prediction
-def _posterior(predictor, paths: list[str]):
+def _posterior(predictor, images: list):
     """MC-dropout posterior of the images, with intervals read off a coarse CDF grid
     (``RETRAIN_INTERVAL_GRID_POINTS``): scoring a catalogue on CPU is 4x cheaper than at the
     classifier's default and the interval ends agree to ~0.003."""
-    return predictor.predict(paths, n_samples=settings.RETRAIN_PREDICT_MC_SAMPLES,
-                             grid_points=settings.RETRAIN_INTERVAL_GRID_POINTS)
+    from classifier.encoded import predict_encoded
+
+    return predict_encoded(predictor, images, n_samples=settings.RETRAIN_PREDICT_MC_SAMPLES,
+                           grid_points=settings.RETRAIN_INTERVAL_GRID_POINTS)
 
 
 @lru_cache(maxsize=1)
@@ -233,12 +301,13 @@ def _predictor(checkpoint_path: str, sha256: str, device: str):
     return load_model(checkpoint_path, device=device)
 
 
-def _prediction_rows(version: ModelVersion, workflow: Workflow, galaxy_ids: list[int], paths: list[str],
+def _prediction_rows(version: ModelVersion, workflow: Workflow, galaxy_ids: list[int], images: list,
                      device: str) -> list[Prediction]:
     from classifier.acquisition import predictive_entropy, tree_bald
 
-    predictor = _predictor(version.checkpoint.path, version.checkpoint_sha256, device)
-    predictions = _posterior(predictor, paths)
+    checkpoint = local_copy(version.checkpoint.name, sha256=version.checkpoint_sha256)
+    predictor = _predictor(str(checkpoint), version.checkpoint_sha256, device)
+    predictions = _posterior(predictor, images)
     acquisition = tree_bald(predictions.concentrations, predictor.schema, n_total=workflow.retirement_count)
     entropy = predictive_entropy(predictions.concentrations, predictor.schema)
 
@@ -251,16 +320,14 @@ def _prediction_rows(version: ModelVersion, workflow: Workflow, galaxy_ids: list
             for i, gid in enumerate(galaxy_ids)]
 
 
-def _chunk_images(workflow_id: int, first: int, last: int) -> tuple[list[int], list[str]]:
-    """Galaxy ids and image paths of one catalogue chunk (galaxies without an image file are skipped)."""
-    galaxy_ids, paths = [], []
-    for galaxy_id, image in (SubjectStatus.objects.filter(workflow_id=workflow_id, galaxy_id__gte=first, galaxy_id__lte=last)
-                             .order_by("galaxy_id").values_list("galaxy_id", "galaxy__image")):
-        path = default_storage.path(image) if image else ""
-        if path and Path(path).is_file():
-            galaxy_ids.append(galaxy_id)
-            paths.append(path)
-    return galaxy_ids, paths
+def _chunk_images(workflow_id: int, first: int, last: int) -> tuple[list[int], list]:
+    """Galaxy ids and images of one catalogue chunk (galaxies whose image cannot be read are skipped)."""
+    stored = [(galaxy_id, image) for galaxy_id, image in
+              SubjectStatus.objects.filter(workflow_id=workflow_id, galaxy_id__gte=first, galaxy_id__lte=last)
+              .order_by("galaxy_id").values_list("galaxy_id", "galaxy__image") if image]
+    read = _read_images([image for _, image in stored])
+    galaxy_ids = [galaxy_id for (galaxy_id, _), image in zip(stored, read, strict=True) if image is not None]
+    return galaxy_ids, [image for image in read if image is not None]
 
 
 def predict_chunk(*, run_id: int, chunk_index: int) -> bool:
@@ -270,9 +337,9 @@ def predict_chunk(*, run_id: int, chunk_index: int) -> bool:
     if not runs.still_predicting(run, chunk_index):
         return False
     first, last = run.prediction_chunks[chunk_index]
-    galaxy_ids, paths = _chunk_images(run.workflow_id, first, last)
+    galaxy_ids, images = _chunk_images(run.workflow_id, first, last)
     device = run.hyperparameters.get("config", {}).get("device", "auto")
-    rows = _prediction_rows(run.model_version, run.workflow, galaxy_ids, paths, device) if paths else []
+    rows = _prediction_rows(run.model_version, run.workflow, galaxy_ids, images, device) if images else []
     return bool(runs.record_chunk(run_id=run_id, chunk_index=chunk_index, rows=rows))
 
 
@@ -299,9 +366,9 @@ def install_pretrained_model(*, workflow: Workflow, checkpoint: Path, metrics: d
         raise
     rows: list[Prediction] = []
     for first, last in prediction_chunks(workflow_id=workflow.pk, size=settings.RETRAIN_PREDICT_CHUNK_SIZE):
-        galaxy_ids, paths = _chunk_images(workflow.pk, first, last)
-        if paths:
-            rows += _prediction_rows(version, workflow, galaxy_ids, paths, device)
+        galaxy_ids, images = _chunk_images(workflow.pk, first, last)
+        if images:
+            rows += _prediction_rows(version, workflow, galaxy_ids, images, device)
     services.complete_predictions(model_version_id=version.pk, rows=rows)
     return services.activate_model_version(model_version_id=version.pk)
 

@@ -278,13 +278,14 @@ def record_chunk(*, run_id: int, chunk_index: int, rows: list[Prediction]) -> bo
     Prediction.objects.filter(model_version_id=version_id, galaxy_id__gte=first, galaxy_id__lte=last).delete()
     Prediction.objects.bulk_create(rows, batch_size=1000)
     run.prediction_chunks_done = sorted([*run.prediction_chunks_done, chunk_index])
+    _log(run, f"chunk {chunk_index} predicted on {worker_identity()}")
     run.heartbeat_at = timezone.now()
     run.progress = {"stage": "predict", "chunks_done": len(run.prediction_chunks_done),
                     "chunks": len(run.prediction_chunks)}
     complete = len(run.prediction_chunks_done) == len(run.prediction_chunks)
     if complete:
         run.stage = TrainingRun.Stage.APPLYING
-    run.save(update_fields=["prediction_chunks_done", "heartbeat_at", "progress", "stage"])
+    run.save(update_fields=["prediction_chunks_done", "log", "heartbeat_at", "progress", "stage"])
     return complete
 
 

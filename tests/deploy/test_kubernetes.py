@@ -148,3 +148,16 @@ def test_cpu_only_overlay_has_no_gpu_worker_and_consumes_both_queues(tool):
     assert command[command.index("-Q") + 1] == "default,gpu"
     settings = next(cm for name, cm in by_kind(objects, "ConfigMap").items() if name.startswith("galaxy-config"))
     assert settings["data"]["RETRAIN_TRAIN_PRESET"] == "fast_cpu"
+
+
+def test_production_shares_a_bucket_not_a_volume_and_cpu_only_keeps_the_volume(tool):
+    production = render(tool, K8S / "overlays" / "production")
+    config = next(c for c in by_kind(production, "ConfigMap").values() if "STORAGE_BACKEND" in c.get("data", {}))
+    assert config["data"]["STORAGE_BACKEND"] == "s3" and config["data"]["AWS_STORAGE_BUCKET_NAME"]
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(by_kind(production, "Secret")["galaxy-secrets"]["stringData"])
+    assert by_kind(production, "PersistentVolumeClaim") == {}
+    for deployment in by_kind(production, "Deployment").values():
+        assert not any("persistentVolumeClaim" in v for v in pod(deployment).get("volumes", [])), deployment["metadata"]
+    staging = render(tool, K8S / "overlays" / "cpu-only")
+    assert by_kind(staging, "PersistentVolumeClaim")["galaxy-media"]["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert all("STORAGE_BACKEND" not in c.get("data", {}) for c in by_kind(staging, "ConfigMap").values())

@@ -10,9 +10,11 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PRODUCTION_KEY = "prod-like-3b8f0e6a1d9c4f27b5e8a0c6d2f4b9e1a7c3d5f8b0e2a4c6"
-# Variables a developer's shell or pytest-env may have set, which a production host would not.
+# Variables a developer's shell, pytest-env or an earlier test (the browser tests' async switch)
+# may have set, which a production host would not.
 UNSET = ("DEBUG", "SECRET_KEY", "HTTPS_ONLY", "SECURE_SSL_REDIRECT", "BEHIND_TLS_PROXY", "SECURE_HSTS_SECONDS",
-         "SECURE_HSTS_PRELOAD", "ALLOWED_HOSTS", "DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL")
+         "SECURE_HSTS_PRELOAD", "ALLOWED_HOSTS", "DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL",
+         "DJANGO_ALLOW_ASYNC_UNSAFE")
 
 
 def run_python(tmp_path: Path, code: str, **env: str) -> subprocess.CompletedProcess:

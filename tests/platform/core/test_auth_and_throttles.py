@@ -141,3 +141,23 @@ def test_signups_are_rate_limited_per_address(settings):
                                                        "password2": PASSWORD}).status_code for i in range(3)]
     assert statuses == [302, 302, 429]
     assert get_user_model().objects.count() == 2
+
+
+def test_a_forged_forwarded_for_does_not_escape_the_lockout(account, settings):
+    client = APIClient()
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/admin/login/", {"username": "carol", "password": "wrong"}, HTTP_X_FORWARDED_FOR=f"10.9.0.{i}")
+    response = client.post("/admin/login/", {"username": "carol", "password": PASSWORD},
+                           HTTP_X_FORWARDED_FOR="10.9.9.9")
+    assert response.status_code == 429
+
+
+def test_behind_trusted_proxies_the_lockout_is_per_client(account, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    locked, other = APIClient(), APIClient()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        locked.post("/admin/login/", {"username": "carol", "password": "wrong"}, HTTP_X_FORWARDED_FOR="203.0.113.7")
+    assert locked.post("/admin/login/", {"username": "carol", "password": PASSWORD},
+                       HTTP_X_FORWARDED_FOR="203.0.113.7").status_code == 429
+    assert other.post("/admin/login/", {"username": "carol", "password": PASSWORD},
+                      HTTP_X_FORWARDED_FOR="198.51.100.2").status_code == 302
