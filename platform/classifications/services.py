@@ -157,3 +157,18 @@ def set_favourite(*, classification_id: int, volunteer: Volunteer, is_favourite:
     classification.is_favourite = is_favourite
     classification.save(update_fields=["is_favourite"])
     return classification
+
+
+@transaction.atomic
+def override_retirement(*, workflow_id: int, galaxy_id: int, retire: bool,
+                        reason: str = SubjectStatus.RetirementReason.ADMIN) -> SubjectStatus:
+    """Force-retire (with ``reason``, a RetirementReason value) or un-retire one galaxy, under the
+    status row's lock. The caller records who and why; the retirement rule still applies to
+    votes that arrive after an un-retire."""
+    if retire and reason not in SubjectStatus.RetirementReason.values:
+        raise DomainError(f"unknown retirement reason {reason!r}", field="reason")
+    status, _ = SubjectStatus.objects.select_for_update().get_or_create(workflow_id=workflow_id, galaxy_id=galaxy_id)
+    status.retired_at = (status.retired_at or timezone.now()) if retire else None
+    status.retirement_reason = reason if retire else ""
+    status.save(update_fields=["retired_at", "retirement_reason", "updated_at"])
+    return status

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "galaxies",
     "classifications",
     "retraining",
+    "review",
     "demo",
     # Operations: health, metrics, worker heartbeats (reads the apps above; nothing imports it)
     "django_prometheus",
@@ -384,3 +385,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Scientists' workbench (docs/workbench.md).
+REVIEW_MIN_VOTES = env.int("REVIEW_MIN_VOTES", default=5)  # votes before model–crowd disagreement is scored
+REVIEW_REFRESH_CHUNK_SIZE = env.int("REVIEW_REFRESH_CHUNK_SIZE", default=5000)
+REVIEW_INLINE_REFRESH_LIMIT = env.int("REVIEW_INLINE_REFRESH_LIMIT", default=20000)
+REVIEW_PAGE_SIZE = env.int("REVIEW_PAGE_SIZE", default=48)
+REVIEW_MAX_PAGE_SIZE = env.int("REVIEW_MAX_PAGE_SIZE", default=200)
+REVIEW_MAX_CONE_DEG = env.float("REVIEW_MAX_CONE_DEG", default=10.0)
+EXPORT_CHUNK_SIZE = env.int("EXPORT_CHUNK_SIZE", default=5000)

@@ -42,6 +42,7 @@ api_patterns = [
     path("training-runs/<id:pk>/cancel/", retraining_api.TrainingRunCancelApi.as_view(), name="training-run-cancel"),
     path("model-versions/<id:pk>/activate/", retraining_api.ModelVersionActivateApi.as_view(),
          name="model-version-activate"),
+    path("review/", include("review.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="frontend/api_docs.html"), name="api-docs"),
 ]
@@ -50,6 +51,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/", include(api_patterns)),
+    path("workbench/", include("frontend.workbench_urls")),
     path("", include("monitoring.urls")),
     path("", include("frontend.urls")),
 ]

@@ -30,7 +30,12 @@ CONFIG = schemathesis.Config.from_dict({
                    "allow-x00": False},
     "operations": [{"include-path": path, "checks": {"positive_data_acceptance": {
         "expected-statuses": BUSINESS_RULE_STATUSES}}}
-        for path in ("/api/classifications/", "/api/classifications/batch/", "/api/workflows/{slug}/training-runs/")],
+        for path in ("/api/classifications/", "/api/classifications/batch/", "/api/workflows/{slug}/training-runs/",
+                     # The workbench: answer columns of the active model's tree, expert labels through
+                     # the tree, a reason that is not blank.
+                     "/api/review/workflows/{slug}/queue/",
+                     "/api/review/workflows/{slug}/galaxies/{id_str}/expert-classification/",
+                     "/api/review/workflows/{slug}/galaxies/{id_str}/retirement/")],
 })
 
 

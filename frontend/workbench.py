@@ -1,0 +1,113 @@
+"""The scientists' workbench pages: the review queue and a galaxy's dossier. Every view is
+behind ``review.access.scientist_required`` (anonymous → sign in, volunteers → 403)."""
+
+import hashlib
+import json
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from core.errors import DomainError
+from galaxies.models import Galaxy
+from review import selectors, services
+from review.access import scientist_required
+from review.charts import learning_curves_svg, posterior_svg
+from review.models import Flag
+from review.params import parse_queue_query
+from workflows.models import Workflow
+
+from .selectors import default_workflow
+
+SORT_LABELS = {"bald": "BALD (mutual information)", "entropy": "Predictive entropy",
+               "disagreement": "Model–crowd disagreement", "width": "Credible-interval width (answer)",
+               "votes": "Vote count", "retired": "Retirement time"}
+
+
+@scientist_required
+def home(request: HttpRequest) -> HttpResponse:
+    workflow = default_workflow()
+    if workflow is None:
+        raise Http404("no active workflow")
+    return redirect("workbench-queue", slug=workflow.slug)
+
+
+@scientist_required
+def queue(request: HttpRequest, slug: str) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, slug=slug)
+    context = {"workflow": workflow, "workflows": Workflow.objects.all(), "params": request.GET,
+               "sort_labels": SORT_LABELS, "flag_kinds": Flag.Kind.choices, "error": None, "page": None,
+               "answer_columns": list(workflow.decision_tree.answer_columns)}
+    try:
+        services.ensure_review_scores(workflow=workflow)
+        query, separations = parse_queue_query(request.GET)
+        page = selectors.review_queue(workflow=workflow, query=query)
+    except DomainError as exc:
+        context["error"] = exc
+        return render(request, "frontend/workbench/queue.html", context, status=exc.status_code)
+    for item in page.items:
+        item["separation_arcmin"] = separations[item["galaxy_id"]] * 60 if separations else None
+        item["url"] = reverse("workbench-dossier", args=[workflow.slug, item["id_str"]])
+    base = request.GET.copy()
+    base.pop("page", None)
+    context.update(page=page, query=query, base_query=base.urlencode(),
+                   highlighted=list(query.minimums) + list(query.maximums) + ([query.answer] if query.answer else []))
+    return render(request, "frontend/workbench/queue.html", context)
+
+
+@scientist_required
+@ensure_csrf_cookie
+def dossier(request: HttpRequest, slug: str, id_str: str) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, slug=slug)
+    galaxy = get_object_or_404(Galaxy, id_str=id_str)
+    return render(request, "frontend/workbench/dossier.html", {
+        "dossier": selectors.galaxy_dossier(workflow=workflow, galaxy=galaxy), "workflow": workflow,
+        "galaxy": galaxy, "flag_kinds": Flag.Kind.choices})
+
+
+@scientist_required
+def posterior_chart(request: HttpRequest, slug: str, id_str: str) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, slug=slug)
+    galaxy = get_object_or_404(Galaxy, id_str=id_str)
+    dossier = selectors.galaxy_dossier(workflow=workflow, galaxy=galaxy, classifications_limit=0)
+    prediction = dossier["active_prediction"]
+    tally = json.dumps([[a["count"] for a in q["answers"]] for q in dossier["votes"]])
+    key = (f"posterior-svg:{workflow.pk}:{workflow.tree_hash}:{galaxy.pk}:"
+           f"{prediction['model_version_id'] if prediction else 0}:{hashlib.sha1(tally.encode()).hexdigest()}")
+    svg = posterior_svg(cache_key=key, prediction=prediction, votes=dossier["votes"])
+    response = HttpResponse(svg, content_type="image/svg+xml")
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+def _chosen(versions: list[dict], raw: str | None, default: dict | None) -> dict | None:
+    by_number = {str(v["number"]): v for v in versions}
+    return by_number.get(raw or "", default)
+
+
+@scientist_required
+def models(request: HttpRequest, slug: str) -> HttpResponse:
+    """The model dashboard: every version's hold-out figures, two of them side by side."""
+    workflow = get_object_or_404(Workflow, slug=slug)
+    versions = selectors.model_summaries(workflow=workflow)
+    active = next((v for v in versions if v["is_active"]), versions[0] if versions else None)
+    other = next((v for v in versions if v is not active), None)
+    left = _chosen(versions, request.GET.get("a"), active)
+    right = _chosen(versions, request.GET.get("b"), other)
+    pairs = []
+    if left:
+        right_questions = {q["question"]: q for q in (right or {}).get("questions", [])}
+        pairs = [(q, right_questions.get(q["question"])) for q in left["questions"]]
+    return render(request, "frontend/workbench/models.html", {
+        "workflow": workflow, "versions": versions, "left": left, "right": right, "pairs": pairs})
+
+
+@scientist_required
+def learning_curves(request: HttpRequest, slug: str) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, slug=slug)
+    versions = {str(v["number"]): v for v in selectors.model_summaries(workflow=workflow)}
+    chosen = [versions[n] for n in request.GET.getlist("v") if n in versions][:4]
+    curves = {f"v{v['number']}": v["history"] for v in chosen}
+    key = "learning-curves:" + hashlib.sha1(json.dumps(curves, sort_keys=True).encode()).hexdigest()
+    return HttpResponse(learning_curves_svg(cache_key=key, curves=curves), content_type="image/svg+xml")

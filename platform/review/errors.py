@@ -1,0 +1,55 @@
+"""Domain errors of the workbench; the API answers each with its status, code, field and reason."""
+
+from core.errors import DomainError
+
+
+class InvalidExpertAnnotations(DomainError):
+    code = "invalid_annotations"
+
+
+class UnknownGalaxy(DomainError):
+    status_code = 404
+    code = "unknown_galaxy"
+
+
+class UnknownWorkflow(DomainError):
+    status_code = 404
+    code = "unknown_workflow"
+
+
+class UnknownFlag(DomainError):
+    status_code = 404
+    code = "unknown_flag"
+
+
+class FlagAlreadyResolved(DomainError):
+    status_code = 409
+    code = "flag_already_resolved"
+
+
+class RetirementUnchanged(DomainError):
+    """Retiring a retired galaxy (or un-retiring an active one) would record an override that
+    changed nothing."""
+
+    status_code = 409
+    code = "retirement_unchanged"
+
+
+class ReasonRequired(DomainError):
+    code = "reason_required"
+
+
+class NoActiveModel(DomainError):
+    status_code = 409
+    code = "no_active_model"
+
+
+class InvalidQuery(DomainError):
+    code = "invalid_parameter"
+
+
+class ScoresPending(DomainError):
+    """The active model's review scores are still being computed by a worker."""
+
+    status_code = 409
+    code = "review_scores_pending"

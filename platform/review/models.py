@@ -1,0 +1,122 @@
+"""What scientists add to the catalogue: expert classifications (stored apart from the
+volunteers' votes and never counted in them), flags, and recorded retirement overrides; and
+the model–crowd disagreement score per model version, which the review queue sorts by."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from galaxies.models import Galaxy
+from retraining.models import ModelVersion
+from workflows.models import Workflow
+
+
+class ExpertClassification(models.Model):
+    """One expert's answers for one galaxy, validated against the workflow's tree like a
+    volunteer's; an expert revising their label replaces it (one per expert, galaxy, workflow)."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="expert_classifications")
+    workflow_version = models.PositiveIntegerField(help_text="The tree version the answers were validated with.")
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="expert_classifications")
+    expert = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                               related_name="expert_classifications")
+    annotations = models.JSONField(help_text="Ordered [{question, answer}] following the tree.")
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "galaxy", "expert"],
+                                               name="one_expert_classification_per_expert")]
+        # The workbench's role, held by the scientist group (and every superuser).
+        permissions = [("use_workbench", "Can use the scientists' workbench")]
+
+    def __str__(self) -> str:
+        return f"expert {self.expert_id} on {self.galaxy_id}"
+
+
+class Flag(models.Model):
+    """A scientist's note that a galaxy needs attention; open until someone resolves it."""
+
+    class Kind(models.TextChoices):
+        ARTIFACT = "artifact", "Artifact"
+        INTERESTING = "interesting", "Interesting"
+        NEEDS_DISCUSSION = "needs_discussion", "Needs discussion"
+        BAD_IMAGE = "bad_image", "Bad image"
+
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="flags")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    comment = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="flags")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="resolved_flags")
+    resolution = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["galaxy", "kind"], condition=Q(resolved_at__isnull=True),
+                                name="flag_open_by_galaxy")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.galaxy_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+class RetirementOverride(models.Model):
+    """The audit trail of force-retire and un-retire: who, why, and what the status was
+    before, so every override can be seen and undone by the opposite one."""
+
+    class Action(models.TextChoices):
+        RETIRE = "retire", "Force-retired"
+        UNRETIRE = "unretire", "Un-retired"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="retirement_overrides")
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="retirement_overrides")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    reason = models.TextField()
+    previous_retired_at = models.DateTimeField(null=True, blank=True)
+    previous_retirement_reason = models.CharField(max_length=32, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                   related_name="retirement_overrides")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workflow", "galaxy", "-created_at"], name="retirement_override_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.galaxy_id}@{self.workflow_id}"
+
+
+class ReviewScore(models.Model):
+    """Per model version and galaxy, the scores the review queue sorts by, each with its own
+    index so a sorted first page walks an index instead of sorting the catalogue: copies of
+    the prediction's BALD and entropy, and the model–crowd disagreement (None below the vote
+    minimum) computed from the votes at refresh time (``votes_at_refresh``)."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="review_scores")
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="review_scores")
+    acquisition = models.FloatField()
+    entropy = models.FloatField()
+    disagreement = models.FloatField(null=True, blank=True,
+                                     help_text="Dirichlet–Multinomial surprise of the votes, nats per vote.")
+    votes_at_refresh = models.PositiveIntegerField(default=0)
+    refreshed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model_version", "galaxy"], name="unique_review_score")]
+        indexes = [
+            models.Index(fields=["model_version", "-acquisition"], name="review_score_bald"),
+            models.Index(fields=["model_version", "-entropy"], name="review_score_entropy"),
+            models.Index(fields=["model_version", "-disagreement"], condition=Q(disagreement__isnull=False),
+                         name="review_score_disagreement"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.galaxy_id} by {self.model_version_id}"

@@ -1,0 +1,245 @@
+"""Reads of the workbench: the review queue, a galaxy's dossier, expert labels and flags."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Exists, F, FilteredRelation, FloatField, OuterRef, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+
+from classifications.models import Classification, SubjectStatus
+from galaxies.models import Galaxy
+from galaxies.selectors import cone_search
+from retraining.models import ModelVersion, Prediction
+from retraining.selectors import active_model_version, prediction_block
+from workflows.models import Workflow
+
+from .errors import InvalidQuery, NoActiveModel
+from .models import ExpertClassification, Flag, RetirementOverride, ReviewScore
+
+SORTS = ("bald", "entropy", "disagreement", "width", "votes", "retired")
+INDEXED_SORTS = ("bald", "entropy", "disagreement")
+FLAG_FILTERS = ("any", "none", *Flag.Kind.values)
+EXPERT_FILTERS = ("labelled", "unlabelled")
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """A parsed review-queue request. Ranges are ``{answer column: bound}`` on the active
+    model's mean fraction; ``galaxy_ids`` restricts to a cone or a name search."""
+
+    sort: str = "bald"
+    descending: bool = True
+    answer: str | None = None
+    minimums: dict[str, float] = field(default_factory=dict)
+    maximums: dict[str, float] = field(default_factory=dict)
+    survey: str | None = None
+    flag: str | None = None
+    expert: str | None = None
+    retired: bool | None = None
+    galaxy_ids: tuple[int, ...] | None = None
+    page: int = 1
+    page_size: int = 48
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    model_version: ModelVersion
+    items: list[dict[str, Any]]
+    page: int
+    page_size: int
+    has_next: bool
+
+
+def _fraction(index: int, name: str = "fractions") -> Cast:
+    return Cast(KeyTextTransform(str(index), f"prediction__{name}"), FloatField())
+
+
+def review_queue(*, workflow: Workflow, query: QueueQuery) -> QueuePage:
+    """One page of the active model's review scores joined with the votes, the prediction's
+    answers in play and the flag/expert state. No total count: counting a filtered catalogue
+    of a million galaxies is a full scan, a next-page probe (one row more) is not."""
+    version = active_model_version(workflow=workflow)
+    if version is None:
+        raise NoActiveModel(f"{workflow.slug} has no active model yet: train one first", field="workflow")
+    column_index = {column: i for i, column in enumerate(version.answer_columns)}
+    wanted = list(dict.fromkeys([*query.minimums, *query.maximums, *([query.answer] if query.answer else [])]))
+    for column in wanted:
+        if column not in column_index:
+            raise InvalidQuery(f"'{column}' is not an answer the active model predicts", field="answer")
+    if query.sort == "width" and not query.answer:
+        raise InvalidQuery("sorting by interval width needs an answer (answer=question_answer)", field="answer")
+
+    scores = (ReviewScore.objects.filter(model_version=version)
+              .annotate(status=FilteredRelation("galaxy__subject_statuses",
+                                                condition=Q(galaxy__subject_statuses__workflow=workflow)),
+                        prediction=FilteredRelation("galaxy__predictions",
+                                                    condition=Q(galaxy__predictions__model_version=version)))
+              .annotate(votes=F("status__classification_count"), retired_at=F("status__retired_at"),
+                        retirement_reason=F("status__retirement_reason"),
+                        open_flags=Exists(Flag.objects.filter(galaxy=OuterRef("galaxy_id"), resolved_at__isnull=True)),
+                        expert_labelled=Exists(ExpertClassification.objects.filter(
+                            galaxy=OuterRef("galaxy_id"), workflow=workflow))))
+    for column in wanted:
+        i = column_index[column]
+        scores = scores.annotate(**{f"f{i}": _fraction(i), f"lo{i}": _fraction(i, "lower"),
+                                    f"hi{i}": _fraction(i, "upper")})
+    for column, bound in query.minimums.items():
+        scores = scores.filter(**{f"f{column_index[column]}__gte": bound})
+    for column, bound in query.maximums.items():
+        scores = scores.filter(**{f"f{column_index[column]}__lte": bound})
+    if query.survey:
+        scores = scores.filter(galaxy__survey=query.survey)
+    if query.flag == "any":
+        scores = scores.filter(open_flags=True)
+    elif query.flag == "none":
+        scores = scores.filter(open_flags=False)
+    elif query.flag:
+        scores = scores.filter(Exists(Flag.objects.filter(galaxy=OuterRef("galaxy_id"), kind=query.flag,
+                                                          resolved_at__isnull=True)))
+    if query.expert:
+        scores = scores.filter(expert_labelled=query.expert == "labelled")
+    if query.retired is not None:
+        scores = scores.filter(retired_at__isnull=not query.retired)
+    if query.galaxy_ids is not None:
+        scores = scores.filter(galaxy_id__in=list(query.galaxy_ids))
+    if query.sort == "width":
+        i = column_index[query.answer]
+        scores = scores.annotate(width=F(f"hi{i}") - F(f"lo{i}"))
+    if query.sort == "disagreement":
+        # Only galaxies with enough votes have a score; the partial index holds exactly those.
+        scores = scores.filter(disagreement__isnull=False)
+    key = {"bald": F("acquisition"), "entropy": F("entropy"), "disagreement": F("disagreement"),
+           "width": F("width"), "votes": F("votes"), "retired": F("retired_at")}[query.sort]
+    if query.sort in INDEXED_SORTS:
+        # Plain ASC/DESC (the columns are never NULL here), so PostgreSQL walks the sort's own
+        # index and stops after a page; NULLS LAST would not match the index and sort everything.
+        order = key.desc() if query.descending else key.asc()
+    else:
+        order = key.desc(nulls_last=True) if query.descending else key.asc(nulls_last=True)
+    scores = scores.order_by(order, "galaxy_id").select_related("galaxy")
+    offset = (query.page - 1) * query.page_size
+    rows = list(scores[offset:offset + query.page_size + 1])
+    items = [_queue_item(row, wanted=wanted, column_index=column_index) for row in rows[:query.page_size]]
+    return QueuePage(model_version=version, items=items, page=query.page, page_size=query.page_size,
+                     has_next=len(rows) > query.page_size)
+
+
+def _queue_item(row: ReviewScore, *, wanted: list[str], column_index: dict[str, int]) -> dict[str, Any]:
+    galaxy = row.galaxy
+    return {
+        "galaxy_id": galaxy.pk, "id_str": galaxy.id_str, "ra": galaxy.ra, "dec": galaxy.dec, "survey": galaxy.survey,
+        "image_url": galaxy.image.url if galaxy.image else None,
+        "bald": row.acquisition, "entropy": row.entropy, "disagreement": row.disagreement,
+        "votes": row.votes or 0, "retired": row.retired_at is not None, "retirement_reason": row.retirement_reason or "",
+        "open_flags": row.open_flags, "expert_labelled": row.expert_labelled,
+        "answers": {column: {"fraction": getattr(row, f"f{column_index[column]}"),
+                             "lower": getattr(row, f"lo{column_index[column]}"),
+                             "upper": getattr(row, f"hi{column_index[column]}")} for column in wanted},
+    }
+
+
+def find_galaxies(*, text: str, limit: int = 50) -> list[int]:
+    """Galaxy ids by exact id_str or numeric id, else by id_str prefix (index-friendly)."""
+    text = text.strip()
+    if not text:
+        return []
+    exact = Q(id_str=text) | (Q(pk=int(text)) if text.isdigit() else Q())
+    found = list(Galaxy.objects.filter(exact).values_list("id", flat=True)[:limit])
+    return found or list(Galaxy.objects.filter(id_str__startswith=text).order_by("id_str")
+                         .values_list("id", flat=True)[:limit])
+
+
+def cone(*, ra: float, dec: float, radius_deg: float) -> list[tuple[int, float]]:
+    """Galaxies within ``radius_deg`` of (ra, dec); RA 360 is RA 0."""
+    if not (0 <= ra <= 360):
+        raise InvalidQuery("ra must be in [0, 360] degrees", field="ra")
+    if not (-90 <= dec <= 90):
+        raise InvalidQuery("dec must be in [-90, 90] degrees", field="dec")
+    if not (0 <= radius_deg <= settings.REVIEW_MAX_CONE_DEG):
+        raise InvalidQuery(f"radius must be in [0, {settings.REVIEW_MAX_CONE_DEG}] degrees", field="radius")
+    return cone_search(ra=ra % 360, dec=dec, radius_deg=radius_deg)
+
+
+def pseudonym(volunteer_key: str) -> str:
+    """A stable name for a volunteer that does not reveal the key (a keyed hash: the same
+    volunteer reads the same everywhere; the key cannot be recovered or guessed from it)."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), volunteer_key.encode(), hashlib.sha256).hexdigest()
+    return f"volunteer-{digest[:10]}"
+
+
+def galaxy_dossier(*, workflow: Workflow, galaxy: Galaxy, classifications_limit: int = 200) -> dict[str, Any]:
+    """Everything the dossier page shows about one galaxy in one workflow."""
+    tree = workflow.decision_tree
+    status = SubjectStatus.objects.filter(workflow=workflow, galaxy=galaxy).first()
+    predictions = (Prediction.objects.filter(galaxy=galaxy, model_version__workflow=workflow)
+                   .select_related("model_version").order_by("-model_version__number"))
+    blocks = [{**prediction_block(prediction=p, tree=tree), "active": p.model_version.is_active}
+              for p in predictions if p.model_version.tree_hash == workflow.tree_hash]
+    classifications = (Classification.objects.filter(workflow=workflow, galaxy=galaxy)
+                       .order_by("-created_at")[:classifications_limit])
+    return {
+        "galaxy": galaxy, "workflow": workflow,
+        "classification_count": status.classification_count if status else 0,
+        "retired_at": status.retired_at if status else None,
+        "retirement_reason": status.retirement_reason if status else "",
+        "votes": tree.summary(status.vote_counts if status else {}),
+        "predictions": blocks,
+        "active_prediction": next((b for b in blocks if b["active"]), None),
+        "classifications": [{"pseudonym": pseudonym(c.volunteer_key), "annotations": c.annotations,
+                             "counted": c.counted, "is_simulated": c.is_simulated, "created_at": c.created_at,
+                             "workflow_version": c.workflow_version} for c in classifications],
+        "expert_classifications": list(expert_classifications(workflow=workflow, galaxy=galaxy)),
+        "flags": list(flags(galaxy=galaxy)),
+        "overrides": list(RetirementOverride.objects.filter(workflow=workflow, galaxy=galaxy)
+                          .select_related("created_by")),
+    }
+
+
+def expert_classifications(*, workflow: Workflow, galaxy: Galaxy | None = None) -> QuerySet[ExpertClassification]:
+    labels = ExpertClassification.objects.filter(workflow=workflow).select_related("expert", "galaxy")
+    return labels.filter(galaxy=galaxy) if galaxy is not None else labels
+
+
+def flags(*, galaxy: Galaxy | None = None, open_only: bool = False) -> QuerySet[Flag]:
+    result = Flag.objects.select_related("created_by", "resolved_by", "galaxy")
+    if galaxy is not None:
+        result = result.filter(galaxy=galaxy)
+    return result.filter(resolved_at__isnull=True) if open_only else result
+
+
+def model_summaries(*, workflow: Workflow) -> list[dict[str, Any]]:
+    """Every model version of the workflow, newest first, with its hold-out headline figures
+    and its run's per-epoch losses (the dashboard's table, curves and JSON)."""
+    out = []
+    tree = workflow.decision_tree
+    for version in ModelVersion.objects.filter(workflow=workflow).select_related("run").order_by("-number"):
+        metrics = version.metrics or {}
+        per_question = metrics.get("questions") or {}
+        calibration = metrics.get("calibration") or {}
+        out.append({
+            "id": version.pk, "number": version.number, "is_active": version.is_active,
+            "created_at": version.created_at, "activated_at": version.activated_at,
+            "tree_matches": version.tree_hash == workflow.tree_hash,
+            "n_galaxies": metrics.get("n_galaxies"), "rmse": metrics.get("rmse"),
+            "fraction_coverage": calibration.get("fraction_coverage"), "vote_coverage": calibration.get("vote_coverage"),
+            "interval": calibration.get("interval"),
+            "questions": [{"question": key, **{k: per_question[key].get(k) for k in (
+                "n_confident", "accuracy", "rmse", "fraction_coverage", "vote_coverage", "confusion", "answers")}}
+                for key in _tree_order(per_question, tree)],
+            "history": list(version.run.history) if version.run else [],
+            "run_id": version.run_id,
+        })
+    return out
+
+
+def _tree_order(per_question: dict[str, Any], tree) -> list[str]:
+    """Question keys in the tree's order (PostgreSQL's jsonb does not keep a dict's order),
+    then any the tree no longer has."""
+    known = [q.key for q in tree.questions if q.key in per_question]
+    return known + sorted(set(per_question) - set(known))

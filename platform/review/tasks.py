@@ -1,0 +1,10 @@
+"""Celery tasks of the workbench: ids in, the service does the work."""
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
+def refresh_review_scores(model_version_id: int) -> None:
+    services.refresh_review_scores(model_version_id=model_version_id)

@@ -1,0 +1,21 @@
+"""The workbench API, included under /api/review/."""
+
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("workflows/<slug:slug>/queue/", api.ReviewQueueApi.as_view(), name="review-queue"),
+    path("workflows/<slug:slug>/scores/refresh/", api.RefreshScoresApi.as_view(), name="review-scores-refresh"),
+    path("workflows/<slug:slug>/expert-classifications/", api.ExpertClassificationListApi.as_view(),
+         name="review-expert-classification-list"),
+    path("workflows/<slug:slug>/galaxies/<str:id_str>/", api.DossierApi.as_view(), name="review-dossier"),
+    path("workflows/<slug:slug>/galaxies/<str:id_str>/expert-classification/",
+         api.ExpertClassificationApi.as_view(), name="review-expert-classification"),
+    path("workflows/<slug:slug>/galaxies/<str:id_str>/retirement/", api.RetirementApi.as_view(),
+         name="review-retirement"),
+    path("galaxies/<str:id_str>/flags/", api.FlagListCreateApi.as_view(), name="review-flags"),
+    path("flags/<int:pk>/resolve/", api.ResolveFlagApi.as_view(), name="review-flag-resolve"),
+    path("workflows/<slug:slug>/models/", api.ModelDashboardApi.as_view(), name="review-models"),
+    path("cone/", api.ConeSearchApi.as_view(), name="review-cone"),
+]

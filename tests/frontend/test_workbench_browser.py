@@ -1,0 +1,119 @@
+"""The scientist's flow in Debian's Chromium: find the most uncertain barred candidates inside a
+cone, open one, record an expert classification and a flag, force-retire it; screenshots of
+the queue and the dossier."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from classifications.models import SubjectStatus
+from review.access import grant_scientist
+from review.models import ExpertClassification, Flag, RetirementOverride
+from tests.frontend.conftest import make_galaxies, shot
+from tests.platform.review.conftest import make_version, predict, uniform_fractions
+from workflows.models import Workflow
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+WORKFLOW = "gz-decals-dr5"
+
+
+@pytest.fixture
+def scientist_page(open_page, live_server):
+    """open_page for a signed-in scientist (the session cookie of a Django test client login)."""
+    user = get_user_model().objects.create_user("ada", "ada@example.org", "pw-12345678")
+    grant_scientist(email="ada@example.org")
+    client = Client()
+    client.force_login(user)
+    session = client.cookies["sessionid"].value
+
+    def _open(path: str, **options):
+        page = open_page("/static/frontend/img/logo.svg", **options)
+        page.context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
+        page.goto(live_server.url + path)
+        return page
+
+    return _open
+
+
+@pytest.fixture
+def catalogue():
+    workflow = Workflow.objects.get(slug=WORKFLOW)
+    galaxies = make_galaxies(30)  # ra 10..39, dec -5
+    version = make_version(workflow)
+    for i, galaxy in enumerate(galaxies):
+        predict(version, galaxy, fractions=uniform_fractions(workflow, bar_strong=0.2 + 0.025 * i),
+                acquisition=0.01 * ((i * 7) % 30), entropy=3.0 - 0.05 * i, width=0.1 + 0.01 * i)
+    return workflow, galaxies
+
+
+def test_scientist_reviews_labels_flags_and_retires(scientist_page, catalogue):
+    workflow, galaxies = catalogue
+    # Barred candidates (bar_strong ≥ 0.5: the 13th galaxy on) within 8° of (RA 30, Dec −5), most uncertain first.
+    page = scientist_page(f"/workbench/{WORKFLOW}/?sort=bald&min=bar_strong:0.5&ra=30&dec=-5&radius=8&page_size=20")
+    tiles = page.locator(".wb-tile")
+    names = [tiles.nth(i).locator(".wb-name").inner_text() for i in range(tiles.count())]
+    inside = [g for i, g in enumerate(galaxies) if 0.2 + 0.025 * i >= 0.5 and abs(g.ra - 30) <= 8]
+    expected = sorted(inside, key=lambda g: (-((galaxies.index(g) * 7) % 30), g.pk))
+    assert names == [g.id_str for g in expected]
+    page.wait_for_function("[...document.querySelectorAll('.wb-tile img')].every(i => i.complete && i.naturalWidth)")
+    shot(page, "workbench-queue")
+    assert not page.js_errors
+
+    tiles.first.locator("a").click()
+    page.wait_for_selector("#expert-form .question")
+    chosen = expected[0]
+    assert chosen.id_str in page.locator("h1").inner_text()
+    for label in ("Smooth", "Round", "Neither"):
+        page.locator("#expert-form .wb-answers button", has_text=label).first.click()
+    page.fill("#expert-comment", "clear elliptical")
+    page.click("#expert-save")
+    page.wait_for_selector("text=clear elliptical")
+    label = ExpertClassification.objects.get(galaxy=chosen)
+    assert [a["answer"] for a in label.annotations] == ["smooth", "round", "none"]
+
+    page.select_option("#flag-form select[name=kind]", "interesting")
+    page.fill("#flag-form input[name=comment]", "possible ring")
+    page.click("#flag-form button")
+    page.wait_for_selector("text=possible ring")
+    assert Flag.objects.get(galaxy=chosen).kind == "interesting"
+
+    page.fill("#retire-form input[name=reason]", "settled by expert label")
+    page.click("#retire-form button")
+    page.wait_for_selector("#retire-form button:has-text('Un-retire')")
+    assert SubjectStatus.objects.get(workflow=workflow, galaxy=chosen).retired_at is not None
+    assert RetirementOverride.objects.get(galaxy=chosen).reason == "settled by expert label"
+    page.wait_for_function("document.querySelector('.wb-chart img').complete")
+    shot(page, "workbench-dossier", full_page=True)
+    assert not page.js_errors
+
+
+def test_volunteer_is_turned_away(open_page, live_server, catalogue):
+    page = open_page(f"/workbench/{WORKFLOW}/")
+    assert "/accounts/login/" in page.url
+
+
+def test_model_dashboard_compares_two_versions(scientist_page, catalogue):
+    import numpy as np
+
+    from classifier.metrics import evaluate
+    from classifier.schema import Schema
+    from retraining.models import TrainingRun
+
+    workflow, _ = catalogue
+    tree = workflow.decision_tree
+    rng = np.random.default_rng(0)
+    active = workflow.model_versions.get(number=1)
+    older = make_version(workflow, number=0, active=False)
+    for version, sharpness in ((older, 2.0), (active, 20.0)):
+        counts = rng.integers(0, 12, (60, tree.n_answers)).astype(float)
+        version.metrics = evaluate(rng.gamma(sharpness, 1.0, (60, 3, tree.n_answers)) + 0.1, counts, Schema(tree))
+        version.run = TrainingRun.objects.create(
+            workflow=workflow, workflow_version=workflow.version, tree_hash=workflow.tree_hash, trigger="admin",
+            status="succeeded", history=[{"epoch": e, "train_loss": 9 / (e + 1) + version.number,
+                                          "val_loss": 10 / (e + 1) + version.number} for e in range(6)])
+        version.save()
+    page = scientist_page(f"/workbench/{WORKFLOW}/models/?a=1&b=0")
+    assert "v1 | v0" in page.locator("#questions-title").inner_text()
+    page.wait_for_function("document.querySelector('.wb-curves').complete && document.querySelector('.wb-curves').naturalWidth")
+    shot(page, "workbench-models", full_page=True)
+    assert not page.js_errors
