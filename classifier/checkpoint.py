@@ -61,7 +61,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    # weights_only: a checkpoint holds tensors and plain data only, so loading one never runs
+    # code from the file (a pickled object is refused with UnpicklingError).
+    blob = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(blob, dict) or "schema" not in blob or "model_state" not in blob:
         raise ValueError(f"{path} is not a classifier checkpoint")
     return Checkpoint(

@@ -143,8 +143,9 @@ def _adapt_first_conv(weight: torch.Tensor, channels: int) -> torch.Tensor:
 
 def load_encoder_weights(model: DirichletModel, path: str | Path) -> list[str]:
     """Load encoder weights from a local file: one of our checkpoints (its encoder part), or a
-    plain state dict of the same timm model (classifier layers ignored). Returns missing keys."""
-    blob = torch.load(Path(path), map_location="cpu", weights_only=False)
+    plain state dict of the same timm model (classifier layers ignored). Returns missing keys.
+    Loaded with ``weights_only``: tensors and plain data only, never code."""
+    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
     if isinstance(blob, Mapping) and "model_state" in blob:
         state = {k.removeprefix("encoder."): v for k, v in blob["model_state"].items() if k.startswith("encoder.")}
     else:

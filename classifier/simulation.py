@@ -11,8 +11,10 @@ tree is written out a second time here:
 * ordinal: ``{"near": {"bulge": 0.7}, "sharpness": 3}`` weighs ``exp(−3·|0.7 − bulge|)``,
   for graded answers (bulge size, roundness...), peaking at the answer's level.
 
-A question without hints is answered uniformly. Pure numpy and Pillow: the platform's demo
-stores the simulated votes through its own services.
+A question without hints is answered uniformly. A galaxy with real published votes (the demo
+pack's Galaxy Zoo 2 counts) is answered from them instead: :func:`annotations_from_counts`
+draws each answer from the votes of the question reached. Pure numpy and Pillow: the
+platform's demo stores the simulated votes through its own services.
 """
 
 from __future__ import annotations
@@ -189,6 +191,26 @@ def simulated_annotations(tree: DecisionTree, appearance: Appearance, rng: rando
         if rng.random() < noise:
             weights = [1.0] * len(question.answers)
         answer = rng.choices(question.answers, weights=weights)[0]
+        annotations.append({"question": key, "answer": answer.key})
+        key = answer.next
+    return annotations
+
+
+def annotations_from_counts(tree: DecisionTree, counts: np.ndarray, rng: np.random.Generator) -> list[dict[str, str]]:
+    """One simulated volunteer's walk down the tree, drawing each answer from the real votes
+    ``counts`` (one per answer column, tree order) of the question reached — branch by branch,
+    so the simulated crowd's fractions follow the real crowd's. A question the real volunteers
+    never reached (no votes) is answered uniformly."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.shape != (tree.n_answers,):
+        raise ValueError(f"counts must have one value per answer of '{tree.name}' ({tree.n_answers}), "
+                         f"got shape {counts.shape}")
+    annotations, key = [], tree.first
+    while key is not None:
+        question = tree.question(key)
+        votes = np.clip(counts[question.slice], 0.0, None)
+        weights = votes / votes.sum() if votes.sum() > 0 else np.full(len(question.answers), 1 / len(question.answers))
+        answer = question.answers[int(rng.choice(len(question.answers), p=weights))]
         annotations.append({"question": key, "answer": answer.key})
         key = answer.next
     return annotations

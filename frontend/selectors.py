@@ -19,7 +19,7 @@ from .models import FieldGuideExample
 
 
 def default_workflow() -> Workflow | None:
-    """The workflow "Start classifying" opens: DECaLS DR5 when active, else the first active one."""
+    """The workflow "Start classifying" opens: DEFAULT_WORKFLOW (gz2) when active, else the first active one."""
     workflows = active_workflows()
     return workflows.filter(slug=DEFAULT_WORKFLOW).first() or workflows.first()
 
@@ -28,6 +28,11 @@ def current_model_version(workflow: Workflow | None) -> str | None:
     """The active model of the workflow volunteers are sent to; None until one is trained."""
     version = active_model_version(workflow=workflow) if workflow else None
     return f"v{version.number}" if version else None
+
+
+def image_sources() -> list[str]:
+    """The surveys of the galaxies this site actually shows (for the footer's credits)."""
+    return [s for s in Galaxy.objects.order_by("survey").values_list("survey", flat=True).distinct() if s]
 
 
 def site_stats() -> dict[str, Any]:

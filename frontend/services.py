@@ -8,9 +8,11 @@ from pathlib import Path
 
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
 from classifications.models import Classification, SubjectStatus
 from classifications.volunteers import Volunteer
+from galaxies.selectors import published_votes
 from workflows.models import Workflow
 
 from .models import FieldGuideExample
@@ -34,10 +36,12 @@ def claim_anonymous_classifications(*, anonymous_key: str, user_id: int) -> int:
 
 @transaction.atomic
 def pick_field_guide_examples(*, workflow: Workflow, per_answer: int = 3, min_votes: int = 5,
-                              replace: bool = False) -> int:
+                              min_fraction: float = 0.8, published: bool = False, replace: bool = False) -> int:
     """Attach, to every answer without examples (all answers with ``replace``), the galaxies whose
-    volunteers agreed on that answer most strongly (highest vote fraction among galaxies with at
-    least ``min_votes`` votes on the question). Returns how many examples were created."""
+    volunteers agreed on that answer most strongly: at least ``min_fraction`` of at least
+    ``min_votes`` votes on the question. The votes are this platform's (real volunteers only), or
+    with ``published`` those published with the galaxy (e.g. Galaxy Zoo 2's); the caption says
+    which. Returns how many examples were created."""
     tree = workflow.decision_tree
     if replace:
         FieldGuideExample.objects.filter(workflow=workflow, galaxy__isnull=False).delete()
@@ -45,24 +49,31 @@ def pick_field_guide_examples(*, workflow: Workflow, per_answer: int = 3, min_vo
     wanted = {a.column for q in tree.questions for a in q.answers if (q.key, a.key) not in have}
     if not wanted or per_answer < 1:
         return 0
-    best: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
-    statuses = SubjectStatus.objects.filter(workflow=workflow, classification_count__gt=0)
-    for galaxy_id, counts in statuses.values_list("galaxy_id", "vote_counts").iterator():
+    if published:
+        tallies = ((gid, votes.get("counts") or {}, f"{votes.get('image', 'Image')}, {{share:.0%}} of {{total}} "
+                    f"{votes.get('voters', 'volunteers')}") for gid, votes in published_votes(workflow_slug=workflow.slug))
+    else:
+        simulated = Classification.objects.filter(workflow=workflow, galaxy_id=OuterRef("galaxy_id"), is_simulated=True)
+        crowd = SubjectStatus.objects.filter(workflow=workflow, classification_count__gt=0).exclude(Exists(simulated))
+        tallies = ((gid, counts, "{share:.0%} of {total} volunteers here")
+                   for gid, counts in crowd.values_list("galaxy_id", "vote_counts").iterator())
+    best: dict[tuple[str, str], list[tuple[float, int, int, str]]] = {}
+    for galaxy_id, counts, caption in tallies:
         for question in tree.summary(counts):
             if question["total"] < min_votes:
                 continue
             for answer in question["answers"]:
-                if answer["column"] in wanted and answer["count"]:
-                    entry = (answer["fraction"], int(answer["count"]), galaxy_id)
+                if answer["column"] in wanted and answer["fraction"] >= min_fraction:
+                    entry = (answer["fraction"], int(question["total"]), galaxy_id, caption)
                     heap = best.setdefault((question["question"], answer["answer"]), [])
                     if len(heap) < per_answer:
                         heapq.heappush(heap, entry)
                     else:
                         heapq.heappushpop(heap, entry)
     rows = [FieldGuideExample(workflow=workflow, question=q, answer=a, galaxy_id=galaxy_id, position=i,
-                              caption=f"{fraction:.0%} of {round(votes / fraction)} volunteers")
+                              caption=caption.format(share=fraction, total=total))
             for (q, a), heap in best.items()
-            for i, (fraction, votes, galaxy_id) in enumerate(sorted(heap, reverse=True))]
+            for i, (fraction, total, galaxy_id, caption) in enumerate(sorted(heap, reverse=True))]
     FieldGuideExample.objects.bulk_create(rows)
     return len(rows)
 

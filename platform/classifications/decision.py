@@ -67,7 +67,7 @@ def decide(submission: Submission, *, workflow: Workflow, volunteer: Volunteer, 
     key, galaxy_id_str = submission.idempotency_key, submission.galaxy_id_str
     existing = tallies.stored(key)
     if existing is not None:
-        return _replay(existing=existing, workflow=workflow, galaxy_id_str=galaxy_id_str, volunteer=volunteer)
+        return _replay(existing=existing, workflow=workflow, submission=submission, volunteer=volunteer)
     if not workflow.is_active:
         raise WorkflowInactive(f"workflow '{workflow.slug}' is not active", field="workflow")
     path = _path_through_tree(tree=workflow.decision_tree, annotations=submission.annotations)
@@ -91,13 +91,23 @@ def decide(submission: Submission, *, workflow: Workflow, volunteer: Volunteer, 
     return SubmissionResult(classification=classification, created=True, status=status)
 
 
-def _replay(*, existing: Classification, workflow: Workflow, galaxy_id_str: str,
+def _replay(*, existing: Classification, workflow: Workflow, submission: Submission,
             volunteer: Volunteer) -> SubmissionResult:
-    if (existing.workflow_id != workflow.id or existing.galaxy.id_str != galaxy_id_str
-            or existing.volunteer_key != volunteer.key):
+    """The same key and the same classification (workflow, galaxy, volunteer, answers) replay
+    the stored one; the same key for anything else is a client bug, refused (docs/api.md)."""
+    if (existing.workflow_id != workflow.id or existing.galaxy.id_str != submission.galaxy_id_str
+            or existing.volunteer_key != volunteer.key
+            or _as_path(existing.annotations) != _as_path(submission.annotations)):
         raise IdempotencyConflict("this idempotency key was already used for a different classification",
                                   field="idempotency_key")
     return SubmissionResult(classification=existing, created=False, status=None)
+
+
+def _as_path(annotations: Any) -> list[tuple[Any, Any]] | None:
+    """The (question, answer) pairs of submitted or stored annotations; None when malformed."""
+    if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
+        return None
+    return [(a.get("question"), a.get("answer")) for a in annotations]
 
 
 def _path_through_tree(*, tree: DecisionTree, annotations: Any) -> list[tuple[str, str]]:

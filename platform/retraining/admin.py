@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from core.errors import DomainError
 from workflows.admin import WorkflowAdmin
@@ -13,6 +14,7 @@ from workflows.models import Workflow
 
 from .models import ModelVersion, Prediction, TrainingRun
 from .runs import cancel_training_run, start_training_run
+from .selectors import prediction_block
 from .services import activate_model_version
 from .tasks import enqueue_training
 
@@ -63,8 +65,9 @@ class RetrainableWorkflowAdmin(WorkflowAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "workflow", "kind", "status", "stage", "trigger", "full_retrain", "epoch", "val_loss",
-                    "snapshot_galaxies", "simulated_votes", "attempt", "created_at", "finished_at"]
+    # Few, short columns: the list fits a 1366 px screen; the rest is on each run's page.
+    list_display = ["id", "workflow", "kind", "status", "stage", "trigger", "epoch", "val_loss", "training_set",
+                    "created_at"]
     list_filter = ["workflow", "kind", "status", "trigger"]
     actions = ["cancel_runs"]
     change_list_template = "admin/retraining/trainingrun/change_list.html"
@@ -82,12 +85,14 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def val_loss(self, run: TrainingRun) -> str:
         return f"{run.history[-1]['val_loss']:.3f}" if run.history else "-"
 
-    @admin.display(description="simulated votes")
-    def simulated_votes(self, run: TrainingRun) -> str:
-        """Demo seed votes come from simulated volunteers; say how much of the training set they are."""
+    @admin.display(description="training set")
+    def training_set(self, run: TrainingRun) -> str:
+        """Galaxies and votes trained on; demo seed votes come from simulated volunteers, so say how many."""
         if not run.snapshot_classifications:
             return "-"
-        return f"{run.snapshot_simulated_classifications} of {run.snapshot_classifications}"
+        simulated = run.snapshot_simulated_classifications
+        return (f"{run.snapshot_galaxies} gal., {run.snapshot_classifications} votes"
+                + (f" ({simulated} simulated)" if simulated else ""))
 
     @admin.action(description="Cancel selected queued/running runs")
     def cancel_runs(self, request, queryset):
@@ -113,9 +118,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "workflow", "kind", "encoder", "number", "is_active", "predictions_complete",
-                    "holdout_rmse",
-                    "run", "created_at", "activated_at"]
+    list_display = ["__str__", "kind", "is_active", "predictions_complete", "holdout_rmse", "source", "created_at"]
     list_filter = ["workflow", "kind", "is_active"]
     actions = ["activate"]
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
@@ -128,17 +131,29 @@ class ModelVersionAdmin(admin.ModelAdmin):
         rmse = version.metrics.get("rmse")
         return f"{rmse:.4f}" if rmse is not None else "-"
 
+    @admin.display(description="trained by")
+    def source(self, version: ModelVersion) -> str:
+        return f"run {version.run_id}" if version.run_id else "shipped (pretrained)"
+
     @admin.action(description="Activate / roll back to this version (rewrites queue priorities)")
     def activate(self, request, queryset):
         if queryset.count() != 1:
             messages.error(request, "Select exactly one model version to activate.")
             return
+        chosen = queryset.get()
+        previous = ModelVersion.objects.filter(workflow_id=chosen.workflow_id, is_active=True).first()
+        if previous is not None and previous.pk == chosen.pk:
+            messages.info(request, f"{chosen.workflow.slug} model v{chosen.number} is already the active version.")
+            return
         try:
-            version = activate_model_version(model_version_id=queryset.get().pk)
+            version = activate_model_version(model_version_id=chosen.pk)
         except DomainError as exc:
             messages.error(request, exc.message)
-        else:
-            messages.success(request, f"{version} is active; the queue follows its acquisition scores.")
+            return
+        verb = "Rolled back" if previous is not None and version.number < previous.number else "Switched"
+        change = f"from v{previous.number} to v{version.number}" if previous is not None else f"to v{version.number}"
+        messages.success(request, f"{verb} {version.workflow.slug} {change}: v{version.number} is now the active "
+                                  "model and the queue follows its acquisition scores.")
 
 
 @admin.register(Prediction)
@@ -146,8 +161,36 @@ class PredictionAdmin(admin.ModelAdmin):
     list_display = ["galaxy", "model_version", "acquisition", "entropy", "created_at"]
     list_filter = ["model_version__workflow", "model_version"]
     search_fields = ["galaxy__id_str"]
-    raw_id_fields = ["galaxy", "model_version"]
-    readonly_fields = [f.name for f in Prediction._meta.fields]
+    list_select_related = ["galaxy", "model_version__workflow"]
+    # The arrays are shown as one labelled table (question, answer, fraction, interval), not raw.
+    fields = ["galaxy", "model_version", "acquisition", "entropy", "created_at", "answer_table"]
+    readonly_fields = fields
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="predicted vote fractions")
+    def answer_table(self, prediction: Prediction) -> str:
+        block = prediction_block(prediction=prediction, tree=prediction.model_version.workflow.decision_tree)
+        rows = format_html_join(
+            "", "<tr><th scope='row'>{}</th><td>{}</td><td>{}</td><td>{} – {}</td></tr>",
+            ((question["text"] if i == 0 else "", answer["label"], f"{answer['fraction']:.0%}",
+              f"{answer['lower']:.0%}", f"{answer['upper']:.0%}")
+             for question in block["questions"] for i, answer in enumerate(question["answers"])))
+        return format_html(
+            "<table><caption>{}% credible intervals</caption><thead><tr><th scope='col'>question</th>"
+            "<th scope='col'>answer</th><th scope='col'>fraction</th><th scope='col'>interval</th></tr></thead>"
+            "<tbody>{}</tbody></table>", round(100 * block["interval"]), rows)
+
+    def get_object(self, request, object_id, from_field=None):
+        return (Prediction.objects.select_related("galaxy", "model_version__workflow")
+                .filter(pk=object_id).first())
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        prediction = self.get_object(request, object_id)
+        title = (f"{prediction.galaxy.id_str}: prediction of {prediction.model_version.workflow.slug} "
+                 f"model v{prediction.model_version.number}") if prediction else None
+        return super().change_view(request, object_id, form_url, extra_context={**(extra_context or {}), "title": title})

@@ -174,7 +174,7 @@ class Prediction(models.Model):
         indexes = [models.Index(fields=["model_version", "-acquisition"], name="prediction_acquisition")]
 
     def __str__(self) -> str:
-        return f"{self.galaxy_id} by {self.model_version_id}"
+        return f"{self.galaxy.id_str} by {self.model_version}"
 
 
 class GalaxyEmbedding(models.Model):

@@ -334,6 +334,16 @@ def _prediction_rows(version: ModelVersion, workflow: Workflow, galaxy_ids: list
     return rows, embeddings
 
 
+def _chunk_images(workflow_id: int, first: int, last: int) -> tuple[list[int], list]:
+    """Galaxy ids and images of one catalogue chunk (galaxies whose image cannot be read are skipped)."""
+    stored = [(galaxy_id, image) for galaxy_id, image in
+              SubjectStatus.objects.filter(workflow_id=workflow_id, galaxy_id__gte=first, galaxy_id__lte=last)
+              .order_by("galaxy_id").values_list("galaxy_id", "galaxy__image") if image]
+    read = _read_images([image for _, image in stored])
+    galaxy_ids = [galaxy_id for (galaxy_id, _), image in zip(stored, read, strict=True) if image is not None]
+    return galaxy_ids, [image for image in read if image is not None]
+
+
 def predict_chunk(*, run_id: int, chunk_index: int) -> bool:
     """Step 2 (once per chunk): predict one chunk of the catalogue with the run's new model
     and record it. Returns whether this chunk completed the set (apply next)."""
@@ -341,16 +351,41 @@ def predict_chunk(*, run_id: int, chunk_index: int) -> bool:
     if not runs.still_predicting(run, chunk_index):
         return False
     first, last = run.prediction_chunks[chunk_index]
-    stored = [(galaxy_id, image) for galaxy_id, image in
-              SubjectStatus.objects.filter(workflow_id=run.workflow_id, galaxy_id__gte=first, galaxy_id__lte=last)
-              .order_by("galaxy_id").values_list("galaxy_id", "galaxy__image") if image]
-    read = _read_images([image for _, image in stored])
-    galaxy_ids = [galaxy_id for (galaxy_id, _), image in zip(stored, read, strict=True) if image is not None]
-    images = [image for image in read if image is not None]
+    galaxy_ids, images = _chunk_images(run.workflow_id, first, last)
     device = run.hyperparameters.get("config", {}).get("device", "auto")
     rows, embeddings = (_prediction_rows(run.model_version, run.workflow, galaxy_ids, images, device)
                         if images else ([], []))
     return bool(runs.record_chunk(run_id=run_id, chunk_index=chunk_index, rows=rows, embeddings=embeddings))
+
+
+def install_pretrained_model(*, workflow: Workflow, checkpoint: Path, metrics: dict[str, Any],
+                             train_metrics: dict[str, Any], device: str = "cpu") -> ModelVersion:
+    """A checkpoint trained elsewhere becomes the workflow's active model: stored under
+    MEDIA_ROOT/models/ by its sha256, the whole catalogue predicted in this process, then
+    activated (its scores the queue priorities). Loading it never unpickles code."""
+    from classifier.checkpoint import load_checkpoint
+
+    from . import services
+
+    tree_hash = load_checkpoint(checkpoint).schema.version_hash
+    digest = sha256_of(checkpoint)
+    with open(checkpoint, "rb") as handle:
+        stored = default_storage.save(f"models/{workflow.slug}/pretrained-{digest[:16]}.pt", File(handle))
+    try:
+        version = services.register_pretrained_version(
+            workflow=workflow, checkpoint_name=stored, checkpoint_sha256=digest,
+            checkpoint_bytes=checkpoint.stat().st_size, tree_hash=tree_hash, metrics=metrics,
+            train_metrics=train_metrics)
+    except BaseException:
+        default_storage.delete(stored)
+        raise
+    rows: list[Prediction] = []
+    for first, last in prediction_chunks(workflow_id=workflow.pk, size=settings.RETRAIN_PREDICT_CHUNK_SIZE):
+        galaxy_ids, images = _chunk_images(workflow.pk, first, last)
+        if images:
+            rows += _prediction_rows(version, workflow, galaxy_ids, images, device)
+    services.complete_predictions(model_version_id=version.pk, rows=rows)
+    return services.activate_model_version(model_version_id=version.pk)
 
 
 def apply_priorities(*, run_id: int) -> TrainingRun:

@@ -43,7 +43,7 @@ def prediction_block(*, prediction: Prediction, tree: DecisionTree) -> dict[str,
             if i is not None:
                 answers.append({"answer": answer.key, "label": answer.label, "fraction": prediction.fractions[i],
                                 "lower": prediction.lower[i], "upper": prediction.upper[i]})
-        questions.append({"question": question.key, "answers": answers})
+        questions.append({"question": question.key, "text": question.text, "answers": answers})
     return {"model_version": version.number, "model_version_id": version.pk, "interval": 0.9,
             "acquisition": prediction.acquisition, "entropy": prediction.entropy,
             "predicted_at": prediction.created_at, "questions": questions}

@@ -4,7 +4,10 @@ training run's own transitions are in ``runs``, which uses this for its last ste
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from classifications.services import set_queue_priorities
@@ -63,3 +66,29 @@ def prune_head_predictions(*, workflow_id: int, keep: int) -> int:
         Prediction.objects.filter(model_version_id__in=stale).delete()
         ModelVersion.objects.filter(pk__in=stale).update(predictions_complete=False)
     return len(stale)
+
+
+@transaction.atomic
+def register_pretrained_version(*, workflow: Workflow, checkpoint_name: str, checkpoint_sha256: str,
+                                checkpoint_bytes: int, tree_hash: str, metrics: dict[str, Any],
+                                train_metrics: dict[str, Any]) -> ModelVersion:
+    """An inactive version of a checkpoint trained elsewhere (no training run: the demo's
+    shipped default model); it predicts the catalogue before it can be activated."""
+    workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    if tree_hash != workflow.tree_hash:
+        raise CannotActivate(f"the checkpoint predicts another version of the '{workflow.slug}' tree",
+                             field="checkpoint")
+    number = (ModelVersion.objects.filter(workflow=workflow).aggregate(n=Max("number"))["n"] or 0) + 1
+    return ModelVersion.objects.create(
+        workflow=workflow, number=number, checkpoint=checkpoint_name, checkpoint_sha256=checkpoint_sha256,
+        checkpoint_bytes=checkpoint_bytes, tree_hash=tree_hash, answer_columns=list(workflow.decision_tree.answer_columns),
+        metrics=metrics, train_metrics=train_metrics)
+
+
+@transaction.atomic
+def complete_predictions(*, model_version_id: int, rows: list[Prediction]) -> ModelVersion:
+    """Store a version's catalogue predictions (replacing any earlier ones) and mark them complete."""
+    Prediction.objects.filter(model_version_id=model_version_id).delete()
+    Prediction.objects.bulk_create(rows, batch_size=1000)
+    ModelVersion.objects.filter(pk=model_version_id).update(predictions_complete=True)
+    return ModelVersion.objects.get(pk=model_version_id)

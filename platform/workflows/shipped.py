@@ -7,5 +7,6 @@ GZ2 = "gz2"
 # slug -> shipped tree name in classifier/trees/
 SHIPPED_WORKFLOWS: dict[str, str] = {DECALS_DR5: "decals_dr5", GZ2: "gz2"}
 
-# The workflow "Start classifying" opens when it is active.
-DEFAULT_WORKFLOW = DECALS_DR5
+# The workflow "Start classifying" opens when it is active: the demo pack's real votes and the
+# shipped default model are for the GZ2 tree.
+DEFAULT_WORKFLOW = GZ2

@@ -9,6 +9,7 @@ from PIL import Image
 
 from classifier.simulation import (
     Appearance,
+    annotations_from_counts,
     answer_weights,
     appearance_from_image,
     appearance_from_metadata,
@@ -102,3 +103,25 @@ def test_malformed_hints_are_refused_naming_the_answer():
         answer_weights(tree_with({"a": {"bias": 1}, "b": None}).question("q"), Appearance())
     with pytest.raises(ValueError, match="answer 'q.a': unknown feature 'sparkle'"):
         answer_weights(tree_with({"a": {"sparkle": 1}, "b": {"bias": 1}}).question("q"), Appearance())
+
+
+def test_walks_from_real_counts_follow_each_branch_of_the_real_votes():
+    tree = DecisionTree.load("gz2")
+    counts = np.zeros(tree.n_answers)
+    votes = {"smooth-or-features_smooth": 30, "smooth-or-features_features-or-disk": 10, "how-rounded_completely": 24,
+             "how-rounded_in-between": 6, "edge-on_no": 10, "bar_yes": 10, "spiral_no": 10, "odd_no": 40}
+    for column, n in votes.items():
+        counts[tree.answer_columns.index(column)] = n
+    rng = np.random.default_rng(0)
+    walks = [annotations_from_counts(tree, counts, rng) for _ in range(2000)]
+    for walk in walks:
+        tree.validate_annotations(walk)
+    first = [w[0]["answer"] for w in walks]
+    assert abs(first.count("smooth") / len(walks) - 0.75) < 0.03
+    assert "star-or-artifact" not in first  # no real vote for it: never drawn
+    rounded = [a["answer"] for w in walks for a in w if a["question"] == "how-rounded"]
+    assert abs(rounded.count("completely") / len(rounded) - 0.8) < 0.04  # conditional on reaching it
+    bulge = [a["answer"] for w in walks for a in w if a["question"] == "bulge-prominence"]
+    assert len(set(bulge)) == 4  # nobody reached it for real: uniform
+    with pytest.raises(ValueError, match="one value per answer"):
+        annotations_from_counts(tree, counts[:-1], rng)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from classifications.models import Classification, SubjectStatus
 from tests.frontend.conftest import PHONE, make_galaxies, shot, wait_until
+from workflows.models import Workflow
 from workflows.shipped import DECALS_DR5, GZ2
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -51,6 +52,7 @@ def stored(galaxy_id_str):
 
 def test_mouse_classifies_a_full_branch_changing_an_answer_on_the_way(open_page):
     make_galaxies(3)
+    Workflow.objects.filter(slug=GZ2).update(is_active=False)  # "Start classifying" opens the DECaLS tree
     page = open_page("/")
     shot(page, "01-landing-desktop")
     page.click("#start-classifying")
@@ -99,7 +101,7 @@ def test_mouse_classifies_a_full_branch_changing_an_answer_on_the_way(open_page)
 
 def test_keyboard_only_classification_and_viewer_keys(open_page):
     make_galaxies(2)
-    page = open_page("/classify/")
+    page = open_page(f"/classify/{DECALS_DR5}/")
     galaxy = wait_ready(page)
     # Every control is reachable by Tab: the answers come after the viewer's toolbar.
     reached = set()
@@ -136,7 +138,7 @@ def test_keyboard_only_classification_and_viewer_keys(open_page):
 
 def test_offline_submission_is_queued_survives_reload_and_is_stored_once(open_page):
     make_galaxies(3)
-    page = open_page("/classify/")
+    page = open_page(f"/classify/{DECALS_DR5}/")
     galaxy = wait_ready(page)
     attempts = []
 
@@ -187,7 +189,7 @@ def test_offline_submission_is_queued_survives_reload_and_is_stored_once(open_pa
 
 def test_votes_queued_offline_go_in_one_batch_and_each_is_stored_once(open_page):
     make_galaxies(4)
-    page = open_page("/classify/")
+    page = open_page(f"/classify/{DECALS_DR5}/")
     classified = []
     sent_online = []
 
@@ -221,7 +223,7 @@ def test_votes_queued_offline_go_in_one_batch_and_each_is_stored_once(open_page)
 
 def test_zoom_pan_rotate_invert_change_the_view(open_page):
     make_galaxies(1, size=256)
-    page = open_page("/classify/")
+    page = open_page(f"/classify/{DECALS_DR5}/")
     wait_ready(page)
     stage = page.locator("#stage")
     image = page.locator("#galaxy-image")
@@ -253,7 +255,7 @@ def test_zoom_pan_rotate_invert_change_the_view(open_page):
 
 def test_phone_layout_classifies_by_touch(open_page):
     make_galaxies(2)
-    page = open_page("/classify/", viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    page = open_page(f"/classify/{DECALS_DR5}/", viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
     galaxy = wait_ready(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     for button in page.locator(".answer").all():
@@ -275,7 +277,7 @@ def test_phone_layout_classifies_by_touch(open_page):
 
 def test_retired_meanwhile_banner_then_all_done(open_page):
     (galaxy,) = make_galaxies(1)
-    page = open_page("/classify/")
+    page = open_page(f"/classify/{DECALS_DR5}/")
     assert wait_ready(page) == galaxy.id_str
     # Retire it only after the page's own still-open check, or the page moves on before Done.
     page.wait_for_selector(f"#classify-app[data-checked='{galaxy.id_str}']")
@@ -312,7 +314,7 @@ def test_a_galaxy_retired_while_on_screen_is_replaced_by_the_next(open_page):
             retire.join()
         route.continue_()
 
-    page = open_page("/classify/", routes={re.compile(r"/api/galaxies/[^/]+/\?workflow="): retire_on_first_check})
+    page = open_page(f"/classify/{DECALS_DR5}/", routes={re.compile(r"/api/galaxies/[^/]+/\?workflow="): retire_on_first_check})
     page.wait_for_selector("[data-banner='retired']")
     assert retired[0] in page.locator("[data-banner='retired']").inner_text()
     shown = page.locator("#stage").get_attribute("data-galaxy")
@@ -324,7 +326,6 @@ def test_a_galaxy_retired_while_on_screen_is_replaced_by_the_next(open_page):
 def test_any_workflow_tree_renders_and_is_followed_exactly(open_page):
     """The page knows no tree: on Galaxy Zoo 2 pressing 1 at every question walks the
     first-answer branch that the tree document defines."""
-    from workflows.models import Workflow
 
     tree = Workflow.objects.get(slug=GZ2).decision_tree
     expected, key = [], tree.first
@@ -353,7 +354,7 @@ def test_each_galaxy_detail_is_fetched_once_and_the_feedback_counts_the_new_vote
     status.vote_counts = {"smooth-or-featured_smooth": 1, "smooth-or-featured_featured-or-disk": 2}
     status.classification_count = 3
     status.save()
-    page = open_page("/classify/")
+    page = open_page(f"/classify/{DECALS_DR5}/")
     details = []
     page.on("request", lambda request: details.append(request.url) if "/api/galaxies/" in request.url else None)
     assert wait_ready(page) == galaxy.id_str

@@ -6,6 +6,8 @@ import pytest
 
 from tests.frontend.conftest import make_galaxies, shot, wait_until
 from tests.frontend.test_classify_browser import SPIRAL_BRANCH, wait_ready
+from workflows.models import Workflow
+from workflows.shipped import GZ2
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -34,6 +36,7 @@ def violations(page, console: list[str]) -> list[str]:
 
 def test_landing_classify_and_history_report_no_violation(open_page, live_server):
     make_galaxies(2)
+    Workflow.objects.filter(slug=GZ2).update(is_active=False)  # "Start classifying" opens the DECaLS tree
     page = open_page("/")
     console = watch(page)
     assert page.locator("#stats").count() == 1

@@ -13,6 +13,7 @@ from classifications.services import Submission, submit_classification
 from classifications.volunteers import Volunteer
 from frontend.models import FieldGuideExample
 from frontend.services import import_field_guide_images, pick_field_guide_examples
+from galaxies.selectors import PUBLISHED_VOTES
 from tests.frontend.conftest import make_galaxies
 from tests.platform.factories import decals_smooth_path
 from workflows.models import Workflow
@@ -38,12 +39,12 @@ def vote(workflow, galaxy, annotations, *, volunteer="v1", simulated=False):
 
 
 def test_pages_render_and_set_the_csrf_cookie(client):
-    for path in ("/", "/classify/", f"/classify/{GZ2}/", "/me/", "/accounts/login/", "/accounts/signup/"):
+    for path in ("/", "/classify/", f"/classify/{DECALS_DR5}/", "/me/", "/accounts/login/", "/accounts/signup/"):
         response = client.get(path)
         assert response.status_code == 200, path
     assert "csrftoken" in client.get("/classify/").cookies
     page = client.get("/classify/").content.decode()
-    assert f'data-workflow="{DECALS_DR5}"' in page and f"/api/workflows/{DECALS_DR5}/" in page
+    assert f'data-workflow="{GZ2}"' in page and f"/api/workflows/{GZ2}/" in page  # the default workflow
     assert "site.css" in client.get("/accounts/login/").content.decode()  # allauth inside the site layout
     assert client.get("/classify/no-such-workflow/").status_code == 404
 
@@ -90,16 +91,36 @@ def test_pick_examples_takes_the_strongest_agreement(decals):
     for i in range(5):
         vote(decals, mixed, FEATURED_EDGE_ON if i < 3 else decals_smooth_path(), volunteer=f"m{i}")
     vote(decals, few, FEATURED_EDGE_ON, volunteer="f0")  # one vote: below min_votes
-    created = pick_field_guide_examples(workflow=decals, per_answer=2, min_votes=4)
+    created = pick_field_guide_examples(workflow=decals, per_answer=2, min_votes=4, min_fraction=0.5)
     edge_on = list(FieldGuideExample.objects.filter(question="disk-edge-on", answer="yes").order_by("position"))
     assert [e.galaxy for e in edge_on] == [clear]  # `mixed` had only 3 votes on disk-edge-on
     featured = list(FieldGuideExample.objects.filter(question="smooth-or-featured", answer="featured-or-disk")
                     .order_by("position"))
     assert [e.galaxy for e in featured] == [clear, mixed]
-    assert featured[1].caption == "60% of 5 volunteers"
+    assert featured[1].caption == "60% of 5 volunteers here"
     assert created == FieldGuideExample.objects.count()
     # Answers that already have examples keep them.
     assert pick_field_guide_examples(workflow=decals, per_answer=2, min_votes=4) == 0
+
+
+def test_pick_examples_needs_a_confident_share_and_can_use_published_votes(decals):
+    mixed, simulated, published = make_galaxies(3, size=16)
+    for i in range(5):
+        vote(decals, mixed, FEATURED_EDGE_ON if i < 3 else decals_smooth_path(), volunteer=f"m{i}")
+        vote(decals, simulated, FEATURED_EDGE_ON, volunteer=f"sim{i}", simulated=True)
+    column = "smooth-or-featured_featured-or-disk"
+    published.metadata = {PUBLISHED_VOTES: {"workflow": decals.slug, "image": "SDSS", "voters": "Galaxy Zoo 2 volunteers",
+                                            "counts": {column: 35, "smooth-or-featured_smooth": 5}}}
+    published.save()
+    # 60% is not confident, and simulated volunteers never make an example.
+    pick_field_guide_examples(workflow=decals, per_answer=2, min_votes=4)
+    picked = FieldGuideExample.objects.all()
+    assert {e.galaxy for e in picked} == {mixed} and {e.question for e in picked} == {"merging"}  # 5 of 5 "none"
+    picked.delete()
+    assert pick_field_guide_examples(workflow=decals, per_answer=2, min_votes=10, published=True) == 1
+    example = FieldGuideExample.objects.get()
+    assert (example.galaxy, example.answer) == (published, "featured-or-disk")
+    assert example.caption == "SDSS, 88% of 40 Galaxy Zoo 2 volunteers"
 
 
 @pytest.mark.shared_data

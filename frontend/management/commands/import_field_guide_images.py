@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from frontend.services import import_field_guide_images
 from workflows.models import Workflow
-from workflows.shipped import DEFAULT_WORKFLOW
+from workflows.shipped import DECALS_DR5
 
 
 class Command(BaseCommand):
@@ -12,7 +12,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("directory", type=Path)
-        parser.add_argument("--workflow", default=DEFAULT_WORKFLOW, help=f"Workflow slug (default {DEFAULT_WORKFLOW}).")
+        parser.add_argument("--workflow", default=DECALS_DR5, help=f"Workflow slug (default {DECALS_DR5}: the tutorial images are for its tree).")
 
     def handle(self, *args, directory, workflow, **options):
         found = Workflow.objects.filter(slug=workflow).first()

@@ -3,6 +3,7 @@ counted exactly; every way of breaking a path is refused with the rule and the q
 answer at fault, and leaves the database untouched."""
 
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from classifications.errors import InvalidAnnotations
+from classifications.errors import IdempotencyConflict, InvalidAnnotations
 from classifications.models import Classification, SubjectStatus
 from classifications.services import Submission, ensure_subject_statuses, submit_classification
 from classifications.volunteers import Volunteer
@@ -185,10 +186,14 @@ def test_every_walk_through_the_tree_is_accepted_and_counted_exactly(target):
         assert Classification.objects.get(idempotency_key=key).annotations == path
 
         replay = submit_classification(submission=Submission(workflow_slug=workflow.slug,
-                                                             galaxy_id_str=galaxy.id_str, annotations=path[:1],
+                                                             galaxy_id_str=galaxy.id_str, annotations=path,
                                                              idempotency_key=key),
                                        volunteer=volunteer)
         assert not replay.created and replay.classification.id == result.classification.id
+        with pytest.raises(IdempotencyConflict) if len(path) > 1 else nullcontext():  # same key, other answers
+            submit_classification(submission=Submission(workflow_slug=workflow.slug, galaxy_id_str=galaxy.id_str,
+                                                        annotations=path[:1], idempotency_key=key),
+                                  volunteer=volunteer)
         assert SubjectStatus.objects.get(workflow=workflow, galaxy=galaxy).vote_counts == expected
 
     check()

@@ -64,6 +64,24 @@ def test_every_item_gets_the_outcome_a_single_submit_would_give_it():
 
 
 @pytest.mark.django_db
+def test_a_key_reused_in_a_batch_for_a_different_classification_is_409_per_item():
+    client = APIClient()
+    galaxy, other = GalaxyFactory.create_batch(2)
+    assert client.post("/api/classifications/", item(galaxy, key="batch-reused-1"), format="json").status_code == 201
+    cigar = [dict(a, answer="cigar-shaped") if a["question"] == "how-rounded" else a for a in decals_smooth_path()]
+    batch = [item(galaxy, annotations=cigar, key="batch-reused-1"), item(other, key="batch-reused-1"),
+             item(galaxy, key="batch-reused-1"), item(other, key="batch-new-1"), item(galaxy, annotations=cigar,
+                                                                                       key="batch-new-1")]
+    results = client.post(BATCH_URL, {"classifications": batch}, format="json").json()["results"]
+    # Other answers, other galaxy: 409; same body: replay. A key new to the batch used for two
+    # classifications: the first decided (in lock order) is stored, the other is 409.
+    assert [r["status"] for r in results[:3]] == [409, 409, 200]
+    assert sorted(r["status"] for r in results[3:]) == [201, 409]
+    assert {r["error"]["code"] for r in results if r["status"] == 409} == {"idempotency_key_reused"}
+    assert Classification.objects.count() == 2
+
+
+@pytest.mark.django_db
 def test_a_batch_counts_like_the_same_submits_one_by_one():
     galaxies = GalaxyFactory.create_batch(4)
     ensure_subject_statuses()

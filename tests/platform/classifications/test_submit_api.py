@@ -43,6 +43,20 @@ def test_replayed_key_returns_original_and_changes_nothing(client):
     assert SubjectStatus.objects.get(galaxy=galaxy, workflow__slug="gz-decals-dr5").classification_count == 1
 
 
+def test_a_key_reused_for_a_different_classification_is_409_and_changes_nothing(client):
+    galaxy, other = GalaxyFactory.create_batch(2)
+    assert submit(client, galaxy, decals_smooth_path(), key="key-reused-1").status_code == 201
+    cigar = [dict(a, answer="cigar-shaped") if a["question"] == "how-rounded" else a for a in decals_smooth_path()]
+    for response in (submit(client, galaxy, cigar, key="key-reused-1"),  # other answers
+                     submit(client, other, decals_smooth_path(), key="key-reused-1"),  # other galaxy
+                     submit(client, galaxy, decals_smooth_path(), key="key-reused-1", workflow="gz2")):  # other workflow
+        assert response.status_code == 409, response.json()
+        assert response.json()["code"] == "idempotency_key_reused" and response.json()["field"] == "idempotency_key"
+    assert submit(client, galaxy, decals_smooth_path(), key="key-reused-1").status_code == 200  # same body: replay
+    assert Classification.objects.count() == 1
+    assert SubjectStatus.objects.get(galaxy=galaxy, workflow__slug="gz-decals-dr5").vote_counts["how-rounded_round"] == 1
+
+
 def test_second_classification_by_same_volunteer_does_not_count(client):
     galaxy = GalaxyFactory()
     submit(client, galaxy, decals_smooth_path())

@@ -75,6 +75,8 @@ def test_deploy_check_flags_debug_in_production(tmp_path):
 
 RESPONSE_HEADERS = """
 import django, json; django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)  # the site's footer reads the galaxies table
 from django.test import Client
 client = Client(HTTP_HOST="galaxy.example.org")
 plain = client.get("/accounts/login/")

@@ -1,4 +1,4 @@
-"""Demo galaxies (Hubble XDF cutouts and simulations) and the `demo` command's setup."""
+"""Demo galaxies (the shipped pack; Hubble XDF cutouts and simulations) and the `demo` command's setup."""
 
 import numpy as np
 import pytest
@@ -7,6 +7,7 @@ from django.core.management import call_command
 
 from classifications.models import SubjectStatus
 from classifier.tree import load_tree
+from demo import shipped_pack
 from demo import sources as demo_sources
 from demo.management.commands import demo as demo_command
 from galaxies.imaging import radec_from_iau_name
@@ -63,17 +64,21 @@ def test_demo_setup_is_idempotent_and_calls_the_model_hook(monkeypatch, xdf, sim
     monkeypatch.setattr(demo_command, "prepare_demo_model", lambda *, stdout: hook_calls.append(stdout))
 
     call_command("demo", "--setup-only", verbosity=0)
+    pack = Galaxy.objects.count()
+    assert pack == len(shipped_pack.galaxies(load_tree("gz2")))
+    assert not Galaxy.objects.filter(is_simulated=True).exists()
+    call_command("demo", "--setup-only", "--with-synthetic", verbosity=0)
     count = Galaxy.objects.count()
-    assert count == len(xdf) + len(simulated)
+    assert count == pack + len(xdf) + len(simulated)
     assert Galaxy.objects.filter(is_simulated=True).count() == len(simulated)
     assert SubjectStatus.objects.count() == count * Workflow.objects.count()
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.check_password("admin")
 
-    call_command("demo", "--setup-only", verbosity=0)
+    call_command("demo", "--setup-only", "--with-synthetic", verbosity=0)
     assert Galaxy.objects.count() == count
     assert get_user_model().objects.count() == 1
-    assert len(hook_calls) == 2
+    assert len(hook_calls) == 3
 
 
 @pytest.mark.django_db

@@ -1,10 +1,15 @@
-"""Admin triggers: the "Retrain" button on the run list and the "Retrain now" workflow action."""
+"""Admin: the "Retrain" button and workflow action, prediction pages, roll-back messages, read-only tallies."""
+
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from retraining.models import TrainingRun
+from classifications.models import SubjectStatus
+from retraining.models import ModelVersion, Prediction, TrainingRun
+from retraining.services import activate_model_version
+from tests.platform.retraining.conftest import make_galaxies, seed_votes
 
 pytestmark = pytest.mark.django_db
 
@@ -37,3 +42,56 @@ def test_retrain_now_action_on_workflows(admin_browser, decals):
     admin_browser.post("/admin/retraining/trainingrun/", {"action": "cancel_runs",
                                                          "_selected_action": [TrainingRun.objects.get().pk]})
     assert TrainingRun.objects.get().status == "cancelled"
+
+
+def _version(workflow, number, galaxies, *, active=False):
+    columns = list(workflow.decision_tree.answer_columns)
+    version = ModelVersion.objects.create(
+        workflow=workflow, number=number, checkpoint=f"models/v{number}.pt", checkpoint_sha256="0" * 64,
+        tree_hash=workflow.tree_hash, answer_columns=columns, metrics={"rmse": 0.2}, predictions_complete=True)
+    for i, galaxy in enumerate(galaxies):
+        fractions = [0.9 if c == "smooth-or-featured_smooth" else 0.05 for c in columns]
+        Prediction.objects.create(model_version=version, galaxy=galaxy, fractions=fractions,
+                                  lower=[max(f - 0.1, 0) for f in fractions], upper=[min(f + 0.1, 1) for f in fractions],
+                                  acquisition=float(number * 10 + i), entropy=1.0)
+    if active:
+        activate_model_version(model_version_id=version.pk)
+    return version
+
+
+def test_prediction_page_is_titled_by_galaxy_and_version_with_a_labelled_table(admin_browser, decals):
+    galaxy = make_galaxies(1)[0]
+    prediction = _version(decals, 1, [galaxy], active=True).predictions.get()
+    page = admin_browser.get(f"/admin/retraining/prediction/{prediction.pk}/change/").content.decode()
+    assert f"<title>{galaxy.id_str} by {decals.slug} model v1" in page
+    assert re.search(rf"<h1>{re.escape(galaxy.id_str)}: prediction of {decals.slug} model v1</h1>", page)
+    assert "<th scope='col'>interval</th>" in page or "<th scope=\"col\">interval</th>" in page
+    smooth_row = re.search(r"<th scope=.row.>Is the galaxy simply smooth and rounded.*?</tr>", page, re.S).group(0)
+    assert "Smooth" in smooth_row and "90%" in smooth_row and "80% – 100%" in smooth_row
+    assert "[0.9" not in page  # no raw arrays
+
+
+def test_roll_back_names_both_versions_and_a_no_op_says_so(admin_browser, decals):
+    galaxies = make_galaxies(2)
+    first = _version(decals, 1, galaxies, active=True)
+    _version(decals, 2, galaxies, active=True)
+    page = admin_browser.post("/admin/retraining/modelversion/", {"action": "activate", "_selected_action": [first.pk]},
+                              follow=True).content.decode()
+    assert "Rolled back gz-decals-dr5 from v2 to v1: v1 is now the active model" in page
+    assert ModelVersion.objects.get(is_active=True) == first
+    page = admin_browser.post("/admin/retraining/modelversion/", {"action": "activate", "_selected_action": [first.pk]},
+                              follow=True).content.decode()
+    assert "model v1 is already the active version" in page
+
+
+def test_subject_status_tallies_are_view_only(admin_browser, decals):
+    galaxy = make_galaxies(1)[0]
+    seed_votes(decals, [galaxy], volunteers=2)
+    status = SubjectStatus.objects.get(workflow=decals, galaxy=galaxy)
+    url = f"/admin/classifications/subjectstatus/{status.pk}/change/"
+    page = admin_browser.get(url).content.decode()
+    assert "<th scope='row'>Is the galaxy simply smooth and rounded" in page and 'name="vote_counts"' not in page
+    assert admin_browser.post(url, {"classification_count": 99, "vote_counts": "{}"}).status_code == 403
+    status.refresh_from_db()
+    assert status.classification_count == 2
+    assert admin_browser.get("/admin/classifications/subjectstatus/add/").status_code == 403

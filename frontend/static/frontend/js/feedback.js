@@ -5,6 +5,8 @@ import { sendJSON } from "./api.js";
 import { h, percent } from "./dom.js";
 import { withId } from "./urls.js";
 
+const RARE = 0.05;
+
 // The galaxy detail is fetched before the vote, so a counted vote is added here.
 function tallyWithVote(status, annotations, counted) {
   const questions = (status.questions || []).map((q) => ({ ...q, answers: q.answers.map((a) => ({ ...a })) }));
@@ -40,18 +42,24 @@ export function feedbackBody({ detail, annotations, walk, counted }) {
   for (const { question } of annotations) {
     const summary = byQuestion.get(question);
     if (!summary) continue;
-    const rows = summary.answers.map((a) => {
+    // Rare answers (under RARE of the crowd and of the model, not this volunteer's) fold into
+    // one line, so a long branch of the tree still fits beside the image.
+    const shown = summary.answers.filter((a) => mine.get(question) === a.answer || (a.fraction || 0) >= RARE
+      || (modelByColumn.get(walk.answer(question, a.answer)?.column)?.fraction ?? 1) >= RARE);
+    const rows = shown.map((a) => {
       const predicted = modelByColumn.get(walk.answer(question, a.answer)?.column);
       const isMine = mine.get(question) === a.answer;
       return h("li", { class: isMine ? "mine" : "" },
         h("span", { class: "label" }, a.label, isMine ? h("span", { class: "visually-hidden" }, " (your answer)") : null),
-        h("div", { style: "display:grid;gap:4px" },
+        h("div", { class: "bar-pair" },
           h("div", { class: "bar", title: `Volunteers: ${a.count} of ${summary.total}` },
             h("span", { class: "fill", style: { width: `${(a.fraction || 0) * 100}%` } })),
           predicted ? modelBar(predicted) : null),
-        h("span", { class: "value" }, percent(a.fraction),
-          predicted ? h("span", { style: "display:block;color:#cbbcff" }, percent(predicted.fraction)) : null));
+        h("span", { class: "value" }, h("span", { class: "crowd-value" }, percent(a.fraction)),
+          predicted ? h("span", { class: "model-value" }, percent(predicted.fraction)) : null));
     });
+    const folded = summary.answers.length - shown.length;
+    if (folded) rows.push(h("li", { class: "rare" }, `${folded} more answer${folded > 1 ? "s" : ""} under ${percent(RARE)}`));
     out.push(h("div", { class: "feedback-q" }, h("h3", {}, summary.text), h("ul", { class: "bars" }, rows)));
   }
   return out;

@@ -15,20 +15,20 @@ from demo.services import load_demo_galaxies
 from demo.services import prepare_demo_model as train_first_model
 from galaxies.models import Galaxy
 from workflows.models import Workflow
-from workflows.shipped import DECALS_DR5
+from workflows.shipped import GZ2
 
-DEMO_WORKFLOW = DECALS_DR5
+DEMO_WORKFLOW = GZ2
 DEMO_ADMIN_USERNAME = "admin"
 DEMO_ADMIN_PASSWORD = "admin"  # local demo only; the message tells the user to change it elsewhere
 WORKER_STOP_TIMEOUT_S = 15
 
 
 def prepare_demo_model(*, stdout) -> None:
-    """Seed simulated votes and train/activate the first model for the demo.
+    """Seed simulated votes and activate the first model for the demo (the shipped default gz2
+    model: no training at start-up).
 
     Called once per `manage.py demo` after the galaxies and the admin exist; idempotent (nothing
-    happens once the workflow has an active model). Trains in this process before the server
-    starts, so the site opens on a finished run and a model-driven queue.
+    happens once the workflow has an active model), so the site opens on a model-driven queue.
     """
     workflow = Workflow.objects.filter(slug=DEMO_WORKFLOW).first()
     if workflow is None:
@@ -58,11 +58,13 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", default="8000")
         parser.add_argument("--no-worker", action="store_true", help="run only the web server")
+        parser.add_argument("--with-synthetic", action="store_true",
+                            help="also load the second set: Hubble XDF cut-outs and simulated galaxies")
         parser.add_argument("--setup-only", action="store_true",
                             help="load galaxies, create the admin and prepare the model, then exit")
 
     def handle(self, *args, **options) -> None:
-        self.setup()
+        self.setup(include_synthetic=options["with_synthetic"])
         base = f"http://{options['host']}:{options['port']}"
         self.stdout.write(self.style.SUCCESS(
             f"\nVolunteer site:  {base}/\nAdmin:           {base}/admin/  "
@@ -83,9 +85,9 @@ class Command(BaseCommand):
             if worker is not None:
                 self.stop_worker(worker)
 
-    def setup(self) -> None:
+    def setup(self, *, include_synthetic: bool = False) -> None:
         galaxies_before = Galaxy.objects.count()
-        report = load_demo_galaxies(progress=True)
+        report = load_demo_galaxies(include_synthetic=include_synthetic, progress=True)
         self.stdout.write(f"Demo galaxies: {report.created} added, {report.skipped} already present "
                           f"({galaxies_before + report.created} galaxies in total)")
         if ensure_demo_admin():
@@ -96,11 +98,11 @@ class Command(BaseCommand):
         self.attach_field_guide_examples()
 
     def attach_field_guide_examples(self) -> None:
-        """Answer buttons show example galaxies picked from the (simulated) demo votes. The
-        volunteer UI's own command does it: nothing in platform/ imports frontend."""
+        """Answer buttons show pack galaxies whose published Galaxy Zoo 2 votes agree (>= 80% of
+        >= 10 votes). The volunteer UI's own command does it: nothing in platform/ imports frontend."""
         if Workflow.objects.filter(slug=DEMO_WORKFLOW).exists():
-            call_command("pick_field_guide_examples", workflow=DEMO_WORKFLOW, per_answer=3, min_votes=3,
-                         stdout=self.stdout)
+            call_command("pick_field_guide_examples", workflow=DEMO_WORKFLOW, per_answer=3, min_votes=10,
+                         min_fraction=0.8, published=True, stdout=self.stdout)
 
     def stop_worker(self, worker: subprocess.Popen) -> None:
         if worker.poll() is None:
