@@ -10,6 +10,7 @@ from classifications.models import SubjectStatus
 from review.access import grant_scientist
 from review.models import ExpertClassification, Flag, RetirementOverride
 from tests.frontend.conftest import make_galaxies, shot
+from tests.frontend.test_demo_site_browser import AXE_URL, axe_violations, serve_axe
 from tests.platform.review.conftest import make_version, predict, uniform_fractions
 from workflows.models import Workflow
 
@@ -117,3 +118,17 @@ def test_model_dashboard_compares_two_versions(scientist_page, catalogue):
     page.wait_for_function("document.querySelector('.wb-curves').complete && document.querySelector('.wb-curves').naturalWidth")
     shot(page, "workbench-models", full_page=True)
     assert not page.js_errors
+
+
+def test_workbench_pages_pass_axe(scientist_page, catalogue):
+    """Queue, dossier and model dashboard: no serious or critical axe-core violation, under the
+    site's own Content-Security-Policy (axe is served from the page's origin)."""
+    _, galaxies = catalogue
+    audits = {}
+    for name, path in (("queue", f"/workbench/{WORKFLOW}/?sort=bald"),
+                       ("dossier", f"/workbench/{WORKFLOW}/galaxies/{galaxies[0].id_str}/"),
+                       ("models", f"/workbench/{WORKFLOW}/models/")):
+        page = scientist_page(path, routes={f"**{AXE_URL}": serve_axe})
+        page.wait_for_load_state("networkidle")
+        audits[name] = axe_violations(page)
+    assert audits == {name: [] for name in audits}
