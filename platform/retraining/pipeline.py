@@ -380,11 +380,14 @@ def install_pretrained_model(*, workflow: Workflow, checkpoint: Path, metrics: d
         default_storage.delete(stored)
         raise
     rows: list[Prediction] = []
+    embeddings: list[GalaxyEmbedding] = []
     for first, last in prediction_chunks(workflow_id=workflow.pk, size=settings.RETRAIN_PREDICT_CHUNK_SIZE):
         galaxy_ids, images = _chunk_images(workflow.pk, first, last)
         if images:
-            rows += _prediction_rows(version, workflow, galaxy_ids, images, device)
-    services.complete_predictions(model_version_id=version.pk, rows=rows)
+            chunk_rows, chunk_embeddings = _prediction_rows(version, workflow, galaxy_ids, images, device)
+            rows += chunk_rows
+            embeddings += chunk_embeddings
+    services.complete_predictions(model_version_id=version.pk, rows=rows, embeddings=embeddings)
     return services.activate_model_version(model_version_id=version.pk)
 
 

@@ -14,7 +14,7 @@ from classifications.services import set_queue_priorities
 from workflows.models import Workflow
 
 from .errors import CannotActivate
-from .models import ModelVersion, Prediction, TrainingRun
+from .models import GalaxyEmbedding, ModelVersion, Prediction, TrainingRun
 
 UNSCORED_PRIORITY = -1.0  # galaxies the active model has not scored yet queue after all scored ones
 
@@ -86,9 +86,13 @@ def register_pretrained_version(*, workflow: Workflow, checkpoint_name: str, che
 
 
 @transaction.atomic
-def complete_predictions(*, model_version_id: int, rows: list[Prediction]) -> ModelVersion:
-    """Store a version's catalogue predictions (replacing any earlier ones) and mark them complete."""
+def complete_predictions(*, model_version_id: int, rows: list[Prediction],
+                         embeddings: list[GalaxyEmbedding]) -> ModelVersion:
+    """Store a version's catalogue predictions and its galaxies' embeddings (replacing any
+    earlier ones: the live head retrains on the embeddings) and mark the predictions complete."""
     Prediction.objects.filter(model_version_id=model_version_id).delete()
     Prediction.objects.bulk_create(rows, batch_size=1000)
+    GalaxyEmbedding.objects.filter(model_version_id=model_version_id).delete()
+    GalaxyEmbedding.objects.bulk_create(embeddings, batch_size=2000)
     ModelVersion.objects.filter(pk=model_version_id).update(predictions_complete=True)
     return ModelVersion.objects.get(pk=model_version_id)

@@ -6,7 +6,7 @@ import pytest
 from classifications.models import Classification, SubjectStatus
 from demo import shipped_pack
 from demo.services import load_demo_galaxies, prepare_demo_model
-from retraining.models import ModelVersion, Prediction, TrainingRun
+from retraining.models import GalaxyEmbedding, ModelVersion, Prediction, TrainingRun
 from retraining.pipeline import execute_run_inline
 from retraining.runs import start_training_run
 from tests.platform.retraining.conftest import TINY_TRAINING, make_galaxies
@@ -45,6 +45,8 @@ def test_gz2_demo_starts_on_the_shipped_model_and_real_vote_simulations(settings
     # The posterior differs from galaxy to galaxy and agrees with the crowd.
     assert np.mean(predictions["smooth"]) > 0.7 > 0.3 > np.mean(predictions["spiral"])
     assert statuses.filter(priority__gte=0).count() == 300  # the queue follows the model's scores
+    # Every galaxy's embedding is stored with the shipped version, so the live head can refresh.
+    assert GalaxyEmbedding.objects.filter(model_version=version).count() == 300
 
     # Simulated volunteers answered from each galaxy's real votes.
     votes = Classification.objects.filter(workflow=gz2)
