@@ -1,5 +1,5 @@
-"""Pages. Each one establishes the volunteer's session first, so the API calls the page's
-scripts make in parallel all see the same anonymous volunteer."""
+"""Pages. An anonymous volunteer's identity is issued by the API (classify.js asks for it
+before anything else), never by a page view: pages cannot be used to mint volunteers."""
 
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,13 +16,11 @@ HISTORY_PAGE_SIZE = 24
 
 @ensure_csrf_cookie
 def landing(request: HttpRequest) -> HttpResponse:
-    volunteer_from_request(request)
     return render(request, "frontend/landing.html", {"stats": site_stats(), "workflow": default_workflow()})
 
 
 @ensure_csrf_cookie
 def classify(request: HttpRequest, slug: str | None = None) -> HttpResponse:
-    volunteer_from_request(request)
     workflow = get_object_or_404(Workflow, slug=slug) if slug else default_workflow()
     if workflow is None:
         raise Http404("no active workflow")
@@ -32,11 +30,12 @@ def classify(request: HttpRequest, slug: str | None = None) -> HttpResponse:
 @ensure_csrf_cookie
 def my_classifications(request: HttpRequest) -> HttpResponse:
     volunteer = volunteer_from_request(request)
+    key = volunteer.key if volunteer else ""  # no identity yet: no history
     favourites = request.GET.get("favourites") in ("1", "true")
-    paginator = Paginator(history_queryset(volunteer_key=volunteer.key, favourites=favourites), HISTORY_PAGE_SIZE)
+    paginator = Paginator(history_queryset(volunteer_key=key, favourites=favourites), HISTORY_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     return render(request, "frontend/my_classifications.html", {
         "page": page, "rows": history_rows(list(page.object_list)), "favourites": favourites,
-        "total": history_queryset(volunteer_key=volunteer.key).count(),
-        "favourite_total": history_queryset(volunteer_key=volunteer.key, favourites=True).count(),
+        "total": history_queryset(volunteer_key=key).count(),
+        "favourite_total": history_queryset(volunteer_key=key, favourites=True).count(),
     })

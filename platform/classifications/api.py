@@ -18,7 +18,7 @@ from galaxies.serializers import GalaxyDetailSerializer
 from workflows.models import Workflow
 from workflows.selectors import workflow_settings
 
-from .errors import UnknownWorkflow
+from .errors import UnknownWorkflow, VolunteerRequired
 from .models import Classification
 from .selectors import galaxy_tallies, next_subjects, volunteer_history
 from .serializers import (
@@ -33,7 +33,7 @@ from .serializers import (
     queue_item_body,
 )
 from .services import BatchOutcome, Submission, set_favourite, submit_classification, submit_classifications
-from .volunteers import volunteer_from_request
+from .volunteers import COOKIE_NAME, HEADER, Volunteer, issue_anonymous, set_identity_cookie, volunteer_from_request
 
 MAX_QUEUE_LIMIT = 50
 DEFAULT_QUEUE_LIMIT = 10
@@ -64,6 +64,41 @@ def _query_limit(request: Request) -> int:
     return limit
 
 
+def _voter(request: Request) -> Volunteer:
+    """The volunteer a vote is counted for: votes without a server-issued identity are refused."""
+    volunteer = volunteer_from_request(request)
+    if volunteer is None:
+        raise VolunteerRequired("anonymous votes need an identity from POST /api/volunteers/anonymous/ "
+                                "(or sign in)", field="volunteer")
+    return volunteer
+
+
+class VolunteerIdentityApi(APIView):
+    """Issues an anonymous volunteer's identity (a signed token, also set as an HttpOnly cookie).
+    Only a new identity counts against the per-address rate; a request that already carries
+    one (or a signed-in user) gets its own back."""
+
+    throttle_scope = "volunteer"
+
+    def get_throttles(self):
+        return [] if volunteer_from_request(self.request) is not None else super().get_throttles()
+
+    @extend_schema(summary="Obtain an anonymous volunteer identity (needed before anonymous votes count)",
+                   request=None, responses={201: inline_serializer("VolunteerIdentity", {
+                       "volunteer": serializers.CharField(), "token": serializers.CharField(allow_null=True)}),
+                       200: inline_serializer("VolunteerIdentityKnown", {
+                           "volunteer": serializers.CharField(), "token": serializers.CharField(allow_null=True)})})
+    def post(self, request: Request) -> Response:
+        volunteer = volunteer_from_request(request)
+        if volunteer is not None:
+            token = None if volunteer.user_id else request.COOKIES.get(COOKIE_NAME) or request.META.get(HEADER)
+            return Response({"volunteer": volunteer.key, "token": token})
+        volunteer, token = issue_anonymous()
+        response = Response({"volunteer": volunteer.key, "token": token}, status=status.HTTP_201_CREATED)
+        set_identity_cookie(response, token)
+        return response
+
+
 class NextSubjectsApi(APIView):
     throttle_scope = "next"
 
@@ -79,7 +114,8 @@ class NextSubjectsApi(APIView):
         limit = _query_limit(request)
         exclude = _query_int_list(request, "exclude")
         volunteer = volunteer_from_request(request)
-        items = next_subjects(workflow=workflow, volunteer_key=volunteer.key, limit=limit,
+        # Without an identity nobody's history applies: the queue as a new volunteer sees it.
+        items = next_subjects(workflow=workflow, volunteer_key=volunteer.key if volunteer else "", limit=limit,
                               exclude_galaxy_ids=exclude) if workflow.is_active else []
         return Response({"workflow": workflow.slug, "workflow_version": workflow.version,
                          "workflow_active": workflow.is_active,
@@ -100,7 +136,7 @@ class ClassificationCreateApi(APIView):
                    responses={201: ClassificationOutputSerializer, 200: ClassificationOutputSerializer})
     def post(self, request: Request) -> Response:
         result = submit_classification(submission=_submission(classification_input(request.data)),
-                                       volunteer=volunteer_from_request(request),
+                                       volunteer=_voter(request),
                                        user_agent=request.headers.get("User-Agent", ""))
         body = classification_body(result.classification)
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
@@ -125,7 +161,7 @@ class ClassificationBatchCreateApi(APIView):
     def post(self, request: Request) -> Response:
         outcomes = submit_classifications(
             submissions=[_submission(item) for item in classification_batch_input(request.data)],
-            volunteer=volunteer_from_request(request), user_agent=request.headers.get("User-Agent", ""))
+            volunteer=_voter(request), user_agent=request.headers.get("User-Agent", ""))
         return Response({"results": [_outcome_body(outcome) for outcome in outcomes]})
 
 
@@ -133,7 +169,10 @@ class MyClassificationsApi(ListAPIView):
     serializer_class = ClassificationOutputSerializer
 
     def get_queryset(self):
-        queryset = volunteer_history(volunteer_key=volunteer_from_request(self.request).key)
+        volunteer = volunteer_from_request(self.request)
+        if volunteer is None:
+            return Classification.objects.none()
+        queryset = volunteer_history(volunteer_key=volunteer.key)
         if self.request.query_params.get("favourites") in ("1", "true"):
             queryset = queryset.filter(is_favourite=True)
         return queryset
@@ -144,8 +183,11 @@ class FavouriteApi(APIView):
     def put(self, request: Request, pk: int) -> Response:
         serializer = FavouriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        volunteer = volunteer_from_request(request)
         try:
-            classification = set_favourite(classification_id=pk, volunteer=volunteer_from_request(request),
+            if volunteer is None:
+                raise Classification.DoesNotExist
+            classification = set_favourite(classification_id=pk, volunteer=volunteer,
                                            is_favourite=serializer.validated_data["is_favourite"])
         except Classification.DoesNotExist:
             raise NotFound("no such classification of yours") from None

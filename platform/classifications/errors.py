@@ -44,3 +44,10 @@ class SubjectRetired(DomainError):
 class IdempotencyConflict(DomainError):
     status_code = 409
     code = "idempotency_key_reused"
+
+
+class VolunteerRequired(DomainError):
+    """An anonymous vote without a server-issued identity: refused, so it cannot count as a new volunteer."""
+
+    status_code = 403
+    code = "volunteer_identity_required"

@@ -139,6 +139,8 @@ ROOT_URLCONF = "config.urls"
 # paths (next subjects, submit) cost no session query.
 SESSION_ENGINE = env.str("SESSION_ENGINE", default="django.contrib.sessions.backends.signed_cookies")
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 365
+# An anonymous volunteer's signed identity (classifications.volunteers) is accepted this long.
+VOLUNTEER_TOKEN_MAX_AGE = env.int("VOLUNTEER_TOKEN_MAX_AGE", default=SESSION_COOKIE_AGE)
 
 TEMPLATES = [
     {
@@ -283,6 +285,9 @@ REST_FRAMEWORK = {
         "submit_ip": env.str("THROTTLE_SUBMIT_IP", default="600/min"),
         "next": env.str("THROTTLE_NEXT", default="120/min"),
         "next_ip": env.str("THROTTLE_NEXT_IP", default="1200/min"),
+        # New anonymous identities per address (classifications.volunteers): each can vote once
+        # per galaxy, so this caps how many votes one address can cast on a galaxy per hour.
+        "volunteer_ip": env.str("THROTTLE_VOLUNTEER_IP", default="30/hour"),
     },
     # The client address is REMOTE_ADDR unless NUM_PROXIES trusted proxies append X-Forwarded-For
     # (DRF's default, None, would take the whole header, which a client can forge per request).

@@ -24,6 +24,7 @@ api_patterns = [
     path("workflows/", workflow_api.WorkflowListApi.as_view(), name="workflow-list"),
     path("workflows/<slug:slug>/", workflow_api.WorkflowDetailApi.as_view(), name="workflow-detail"),
     path("workflows/<slug:slug>/next/", classification_api.NextSubjectsApi.as_view(), name="next-subjects"),
+    path("volunteers/anonymous/", classification_api.VolunteerIdentityApi.as_view(), name="volunteer-identity"),
     path("classifications/", classification_api.ClassificationCreateApi.as_view(), name="classification-create"),
     path("classifications/batch/", classification_api.ClassificationBatchCreateApi.as_view(),
          name="classification-batch-create"),

@@ -249,19 +249,9 @@ def build(args: argparse.Namespace, tree: DecisionTree) -> None:
 
 # --------------------------------------------------------------------------- measurements
 def volunteer_sessions(n_new: int) -> dict[str, list[str]]:
-    """Session cookies for each kind of volunteer (anonymous sessions, as the web UI uses),
-    made with the configured session engine so the server reads the same volunteer back."""
-    from importlib import import_module
-
-    from django.conf import settings
-
-    SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
-
-    def session(volunteer_id: str) -> str:
-        store = SessionStore()
-        store["volunteer_id"] = volunteer_id
-        store.save()
-        return store.session_key
+    """Identity cookies for each kind of volunteer (anonymous identities, as the web UI gets
+    from POST /api/volunteers/anonymous/), signed with the server's key."""
+    from classifications.volunteers import token_for as session
 
     return {"veteran": [session(f"vet{i}") for i in range(N_VETERANS)],
             "power": [session("power")],
@@ -352,7 +342,7 @@ def client_loop(port: int, cookies: list[str], walks: list[list[dict]], seconds:
     while time.perf_counter() < deadline:
         # A volunteer per batch: one volunteer classifying hundreds of galaxies in seconds would
         # measure the queue's skipped-prefix worst case (see the power volunteer), not the API.
-        cookie = f"sessionid={rng.choice(cookies)}"
+        cookie = f"gz_volunteer={rng.choice(cookies)}"
         start = time.perf_counter()
         conn.request("GET", f"/api/workflows/{WORKFLOW}/next/?limit=10", headers={"Cookie": cookie})
         response = conn.getresponse()

@@ -10,7 +10,7 @@ from django.db import connection
 
 from classifications.models import Classification
 from galaxies.models import Galaxy
-from tests.platform.factories import GalaxyFactory, decals_smooth_path
+from tests.platform.factories import GalaxyFactory, decals_smooth_path, volunteer_client
 
 from .conftest import DEPLOY
 
@@ -39,10 +39,9 @@ def run(*argv, **kwargs) -> subprocess.CompletedProcess:
 
 
 def some_data() -> None:
-    from rest_framework.test import APIClient
 
     for galaxy in GalaxyFactory.create_batch(5):
-        response = APIClient().post("/api/classifications/", {
+        response = volunteer_client().post("/api/classifications/", {
             "workflow": "gz-decals-dr5", "galaxy": galaxy.id_str, "annotations": decals_smooth_path(),
             "idempotency_key": uuid.uuid4().hex}, format="json")
         assert response.status_code == 201

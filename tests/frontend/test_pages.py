@@ -6,7 +6,6 @@ import uuid
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from rest_framework.test import APIClient
 
 from classifications.models import Classification
 from classifications.services import Submission, submit_classification
@@ -15,7 +14,7 @@ from frontend.models import FieldGuideExample
 from frontend.services import import_field_guide_images, pick_field_guide_examples
 from galaxies.selectors import PUBLISHED_VOTES
 from tests.frontend.conftest import make_galaxies
-from tests.platform.factories import decals_smooth_path
+from tests.platform.factories import decals_smooth_path, volunteer_client
 from workflows.models import Workflow
 from workflows.shipped import DECALS_DR5, GZ2
 
@@ -55,15 +54,15 @@ def test_site_stats_count_real_volunteers_and_report_no_model(decals):
     vote(decals, galaxies[1], decals_smooth_path(), volunteer="a")
     vote(decals, galaxies[1], decals_smooth_path(), volunteer="b")
     vote(decals, galaxies[2], decals_smooth_path(), volunteer="bot", simulated=True)
-    body = APIClient().get("/api/site/stats/").json()
+    body = volunteer_client().get("/api/site/stats/").json()
     assert body == {"galaxies": 3, "classifications": 4, "volunteers": 2, "model_version": None}
-    assert "no model yet" in APIClient().get("/").content.decode()
+    assert "no model yet" in volunteer_client().get("/").content.decode()
 
 
 def test_field_guide_lists_every_answer_with_attached_examples(decals):
     (galaxy,) = make_galaxies(1, size=16)
     FieldGuideExample.objects.create(workflow=decals, question="bar", answer="strong", galaxy=galaxy, caption="clear bar")
-    body = APIClient().get(f"/api/site/field-guide/{DECALS_DR5}/").json()
+    body = volunteer_client().get(f"/api/site/field-guide/{DECALS_DR5}/").json()
     tree = decals.decision_tree
     assert [q["key"] for q in body["questions"]] == list(tree.question_keys)
     bar = next(q for q in body["questions"] if q["key"] == "bar")
@@ -158,7 +157,7 @@ def test_history_page_shows_labels_and_filters_favourites(client, decals):
     assert "Yes, edge-on disk" in page and "Cigar-shaped" not in page
     favourites = client.get("/me/?favourites=1").content.decode()
     assert galaxies[1].id_str in favourites and galaxies[0].id_str not in favourites
-    assert "Nothing here yet" in APIClient().get("/me/").content.decode()  # another browser sees nothing
+    assert "Nothing here yet" in volunteer_client().get("/me/").content.decode()  # another browser sees nothing
 
 
 def test_signing_up_keeps_the_anonymous_history(client, decals):

@@ -31,3 +31,15 @@ def decals_smooth_path() -> list[dict[str, str]]:
     return [{"question": "smooth-or-featured", "answer": "smooth"},
             {"question": "how-rounded", "answer": "round"},
             {"question": "merging", "answer": "none"}]
+
+
+def volunteer_client(anonymous_id: str | None = None):
+    """An API client holding an anonymous volunteer identity, as the classify page obtains one
+    from POST /api/volunteers/anonymous/ (a new volunteer unless ``anonymous_id`` is given)."""
+    from rest_framework.test import APIClient
+
+    from classifications.volunteers import COOKIE_NAME, token_for
+
+    client = APIClient()
+    client.cookies[COOKIE_NAME] = token_for(anonymous_id or uuid.uuid4().hex)
+    return client

@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-from rest_framework.test import APIClient
 
 from classifications.errors import IdempotencyConflict, InvalidAnnotations
 from classifications.models import Classification, SubjectStatus
 from classifications.services import Submission, ensure_subject_statuses, submit_classification
 from classifications.volunteers import Volunteer
 from classifier.tree import DecisionTree
-from tests.platform.factories import GalaxyFactory
+from tests.platform.factories import GalaxyFactory, volunteer_client
 from workflows.models import Workflow
 
 pytestmark = pytest.mark.django_db
@@ -224,7 +223,7 @@ def test_every_broken_path_is_refused_naming_the_rule_and_nothing_is_stored(targ
 
 def test_broken_paths_over_http_are_400_naming_annotations(target):
     workflow, galaxy, tree = target
-    client = APIClient()
+    client = volunteer_client()
 
     @VIA_HTTP
     @given(broken=broken_annotations(tree))
@@ -250,7 +249,7 @@ def test_valid_walks_over_http_are_201_and_counted(target):
     @given(path=valid_paths(tree))
     def check(path):
         before = snapshot(workflow, galaxy)
-        response = APIClient().post("/api/classifications/", {
+        response = volunteer_client().post("/api/classifications/", {
             "workflow": workflow.slug, "galaxy": galaxy.id_str, "annotations": path,
             "idempotency_key": uuid.uuid4().hex}, format="json")
         assert response.status_code == 201, response.content
@@ -269,7 +268,7 @@ def test_valid_walks_over_http_are_201_and_counted(target):
 ])
 def test_missing_or_null_annotations_name_the_field(body, rule):
     galaxy = GalaxyFactory()
-    response = APIClient().post("/api/classifications/", {
+    response = volunteer_client().post("/api/classifications/", {
         "workflow": "gz-decals-dr5", "galaxy": galaxy.id_str, "idempotency_key": uuid.uuid4().hex, **body},
         format="json")
     assert response.status_code == 400

@@ -9,7 +9,6 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from classifications.errors import DomainError, UnknownWorkflow
 from classifications.models import Classification, SubjectStatus
@@ -22,7 +21,7 @@ from classifications.services import (
     submit_classifications,
 )
 from classifications.volunteers import Volunteer
-from tests.platform.factories import GalaxyFactory, decals_smooth_path
+from tests.platform.factories import GalaxyFactory, decals_smooth_path, volunteer_client
 from workflows.models import Workflow
 
 from .test_concurrency import assert_tallies_match_a_recount
@@ -38,7 +37,7 @@ def item(galaxy, annotations=None, key=None, workflow="gz-decals-dr5"):
 
 @pytest.mark.django_db
 def test_every_item_gets_the_outcome_a_single_submit_would_give_it():
-    client = APIClient()
+    client = volunteer_client()
     fresh, retired, replayed = GalaxyFactory.create_batch(3)
     ensure_subject_statuses()
     SubjectStatus.objects.filter(galaxy=retired).update(retired_at=timezone.now())
@@ -65,7 +64,7 @@ def test_every_item_gets_the_outcome_a_single_submit_would_give_it():
 
 @pytest.mark.django_db
 def test_a_key_reused_in_a_batch_for_a_different_classification_is_409_per_item():
-    client = APIClient()
+    client = volunteer_client()
     galaxy, other = GalaxyFactory.create_batch(2)
     assert client.post("/api/classifications/", item(galaxy, key="batch-reused-1"), format="json").status_code == 201
     cigar = [dict(a, answer="cigar-shaped") if a["question"] == "how-rounded" else a for a in decals_smooth_path()]
@@ -115,7 +114,7 @@ def test_a_batch_of_the_wrong_shape_is_refused_whole(body, field):
         keyless = item(galaxy)
         del keyless["idempotency_key"]
         body = {"classifications": [item(galaxy), keyless]}
-    response = APIClient().post(BATCH_URL, body, format="json")
+    response = volunteer_client().post(BATCH_URL, body, format="json")
     assert response.status_code == 400
     assert response.json()["field"] == field, response.json()
     assert field in response.json()["message"]

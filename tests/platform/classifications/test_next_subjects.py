@@ -8,13 +8,12 @@ from collections import Counter
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from classifications.models import Classification, SubjectStatus
 from classifications.selectors import next_subjects
 from classifications.services import Submission, ensure_subject_statuses, submit_classification
 from classifications.volunteers import Volunteer
-from tests.platform.factories import GalaxyFactory, decals_smooth_path
+from tests.platform.factories import GalaxyFactory, decals_smooth_path, volunteer_client
 from workflows.models import Workflow
 
 pytestmark = pytest.mark.django_db
@@ -146,7 +145,7 @@ def post(client, galaxy, key=None):
 
 def test_anonymous_sessions_are_separate_volunteers(workflow, galaxies):
     Workflow.objects.filter(pk=workflow.pk).update(random_fraction=0.0)
-    alice, bob = APIClient(), APIClient()
+    alice, bob = volunteer_client(), volunteer_client()
     top = next_ids(alice, limit=1)[0]
     assert post(alice, galaxies[0]).status_code == 201 and top == galaxies[0].id_str
     assert galaxies[0].id_str not in next_ids(alice, limit=N_GALAXIES)
@@ -156,7 +155,7 @@ def test_anonymous_sessions_are_separate_volunteers(workflow, galaxies):
 def test_signed_in_user_is_the_same_volunteer_in_every_session(workflow, galaxies):
     Workflow.objects.filter(pk=workflow.pk).update(random_fraction=0.0)
     user = get_user_model().objects.create_user("vera", password="x-very-long-pw")
-    laptop, phone = APIClient(), APIClient()
+    laptop, phone = volunteer_client(), volunteer_client()
     laptop.force_login(user)
     phone.force_login(user)
     assert post(laptop, galaxies[0]).status_code == 201
@@ -167,7 +166,7 @@ def test_signed_in_user_is_the_same_volunteer_in_every_session(workflow, galaxie
 
 def test_exclude_parameter_over_http(workflow, galaxies):
     Workflow.objects.filter(pk=workflow.pk).update(random_fraction=0.0)
-    assert next_ids(APIClient(), limit=2, exclude=f"{galaxies[0].id}, {galaxies[1].id}") == [
+    assert next_ids(volunteer_client(), limit=2, exclude=f"{galaxies[0].id}, {galaxies[1].id}") == [
         galaxies[2].id_str, galaxies[3].id_str]
 
 
@@ -176,16 +175,16 @@ def test_exclude_parameter_over_http(workflow, galaxies):
     ({"exclude": "1,two"}, "exclude"),
 ])
 def test_bad_queue_parameters_are_400_naming_the_field(galaxies, params, field):
-    response = APIClient().get("/api/workflows/gz-decals-dr5/next/", params)
+    response = volunteer_client().get("/api/workflows/gz-decals-dr5/next/", params)
     assert response.status_code == 400
     body = response.json()
     assert body["field"] == field and body["code"] == "invalid_parameter" and body["message"]
 
 
 def test_unknown_workflow_is_404():
-    response = APIClient().get("/api/workflows/no-such-tree/next/")
+    response = volunteer_client().get("/api/workflows/no-such-tree/next/")
     assert response.status_code == 404 and response.json()["field"] == "workflow"
-    response = APIClient().post("/api/classifications/", {"workflow": "no-such-tree", "galaxy": "x",
+    response = volunteer_client().post("/api/classifications/", {"workflow": "no-such-tree", "galaxy": "x",
                                                           "annotations": [], "idempotency_key": "k" * 10},
                                 format="json")
     assert response.status_code == 404 and response.json()["code"] == "unknown_workflow"
@@ -193,29 +192,29 @@ def test_unknown_workflow_is_404():
 
 def test_inactive_workflow_serves_nothing_and_refuses_submissions(workflow, galaxies):
     Workflow.objects.filter(pk=workflow.pk).update(is_active=False)
-    response = APIClient().get("/api/workflows/gz-decals-dr5/next/")
+    response = volunteer_client().get("/api/workflows/gz-decals-dr5/next/")
     assert response.status_code == 200
     assert response.json()["workflow_active"] is False and response.json()["results"] == []
-    response = post(APIClient(), galaxies[0])
+    response = post(volunteer_client(), galaxies[0])
     assert response.status_code == 409 and response.json()["code"] == "workflow_inactive"
     assert Classification.objects.count() == 0
 
 
 def test_short_idempotency_key_is_400_naming_the_field(galaxies):
-    response = post(APIClient(), galaxies[0], key="short")
+    response = post(volunteer_client(), galaxies[0], key="short")
     assert response.status_code == 400 and response.json()["field"] == "idempotency_key"
 
 
 def test_replay_after_retirement_returns_the_original(workflow, galaxies):
     Workflow.objects.filter(pk=workflow.pk).update(retirement_count=1)
-    client = APIClient()
+    client = volunteer_client()
     first = post(client, galaxies[0], key="retire-key-1")
     assert first.status_code == 201
     assert SubjectStatus.objects.get(workflow=workflow, galaxy=galaxies[0]).retired_at is not None
     again = post(client, galaxies[0], key="retire-key-1")
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
     assert post(client, galaxies[0]).json()["code"] == "subject_retired"
-    assert post(APIClient(), galaxies[1], key="retire-key-1").json()["code"] == "idempotency_key_reused"
+    assert post(volunteer_client(), galaxies[1], key="retire-key-1").json()["code"] == "idempotency_key_reused"
 
 
 def test_galaxy_detail_has_counts_and_fractions_per_question(workflow, galaxies):
@@ -225,7 +224,7 @@ def test_galaxy_detail_has_counts_and_fractions_per_question(workflow, galaxies)
                                                 annotations=[{"question": "smooth-or-featured", "answer": "artifact"}],
                                                 idempotency_key=uuid.uuid4().hex),
                           volunteer=Volunteer.anonymous("x"))
-    body = APIClient().get(f"/api/galaxies/{galaxies[0].id_str}/", {"workflow": "gz-decals-dr5"}).json()
+    body = volunteer_client().get(f"/api/galaxies/{galaxies[0].id_str}/", {"workflow": "gz-decals-dr5"}).json()
     (decals,) = body["workflows"]
     assert decals["classification_count"] == 4
     questions = {q["question"]: q for q in decals["questions"]}
@@ -240,6 +239,6 @@ def test_queue_never_reveals_galaxy_metadata():
     """Simulated galaxies carry their true answers in metadata: the queue must not show them."""
     galaxy = GalaxyFactory(metadata={"expected_answers": {"smooth-or-featured": "smooth"}})
     ensure_subject_statuses()
-    response = APIClient().get("/api/workflows/gz-decals-dr5/next/?limit=5")
+    response = volunteer_client().get("/api/workflows/gz-decals-dr5/next/?limit=5")
     items = [item for item in response.json()["results"] if item["galaxy"]["id_str"] == galaxy.id_str]
     assert items and "metadata" not in items[0]["galaxy"]

@@ -1,21 +1,20 @@
 import uuid
 
 import pytest
-from rest_framework.test import APIClient
 
 from classifications.models import Classification, SubjectStatus
 from classifications.serializers import ClassificationOutputSerializer
 from classifications.services import ensure_subject_statuses
 from galaxies.models import Galaxy
 from galaxies.serializers import GalaxySerializer
-from tests.platform.factories import GalaxyFactory, decals_smooth_path
+from tests.platform.factories import GalaxyFactory, decals_smooth_path, volunteer_client
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def client():
-    return APIClient()
+    return volunteer_client()
 
 
 def submit(client, galaxy, annotations, key=None, workflow="gz-decals-dr5"):
@@ -102,7 +101,7 @@ def test_bodies_are_what_the_serializers_give_for_the_stored_rows(client):
 
     other = GalaxyFactory(survey="", image="")
     ensure_subject_statuses()
-    queue = APIClient().get("/api/workflows/gz-decals-dr5/next/?limit=5").json()["results"]
+    queue = volunteer_client().get("/api/workflows/gz-decals-dr5/next/?limit=5").json()["results"]
     assert sorted(item["galaxy"]["id_str"] for item in queue) == sorted([galaxy.id_str, other.id_str])
     for item in queue:
         shown = Galaxy.objects.get(id_str=item["galaxy"]["id_str"])

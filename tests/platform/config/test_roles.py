@@ -67,7 +67,9 @@ TABLE = [
     Row("GET", "/api/site/stats/", every(200)),
     Row("GET", f"/api/site/field-guide/{DECALS_DR5}/", every(200)),
     Row("GET", "/api/me/classifications/", every(200)),
-    Row("POST", "/api/classifications/", every(201), body={"workflow": DECALS_DR5, "galaxy": "{galaxy}",
+    # Anonymous votes need a server-issued identity first (the anonymous role here has none).
+    Row("POST", "/api/volunteers/anonymous/", {**every(200), "anonymous": 201}),
+    Row("POST", "/api/classifications/", {**every(201), "anonymous": 403}, body={"workflow": DECALS_DR5, "galaxy": "{galaxy}",
                                                          "annotations": decals_smooth_path()}),
     # Someone else's classification: nobody may touch it, the admin included (it is not theirs).
     Row("PUT", "/api/me/classifications/{classification}/favourite/", every(404), body={"is_favourite": True}),

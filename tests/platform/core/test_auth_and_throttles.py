@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from classifications.models import Classification
 from classifications.services import ensure_subject_statuses
-from tests.platform.factories import GalaxyFactory, decals_smooth_path
+from tests.platform.factories import GalaxyFactory, decals_smooth_path, volunteer_client
 from workflows.shipped import DECALS_DR5
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +66,7 @@ def test_a_token_authenticates_api_clients():
 
 def test_submits_are_throttled_per_volunteer_with_retry_after(rates, galaxies):
     rates(submit="3/min")
-    client = APIClient()
+    client = volunteer_client()
     statuses = [client.post("/api/classifications/", vote(g), format="json").status_code for g in galaxies[:4]]
     assert statuses == [201, 201, 201, 429]
     refused = client.post("/api/classifications/batch/", {"classifications": [vote(galaxies[4])]}, format="json")

@@ -7,11 +7,10 @@ import uuid
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from monitoring import services
 from monitoring.models import WorkerHeartbeat
-from tests.platform.factories import GalaxyFactory, decals_smooth_path
+from tests.platform.factories import GalaxyFactory, decals_smooth_path, volunteer_client
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +79,7 @@ def test_time_since_last_counted_classification(client, settings):
     assert body["classifications"]["last_counted_at"] is None
     assert body["classifications"]["seconds_since_last_counted"] == settings.MONITORING_CLASSIFICATION_LOOKBACK
     galaxy = GalaxyFactory()
-    created = APIClient().post("/api/classifications/", {
+    created = volunteer_client().post("/api/classifications/", {
         "workflow": "gz-decals-dr5", "galaxy": galaxy.id_str, "annotations": decals_smooth_path(),
         "idempotency_key": uuid.uuid4().hex}, format="json")
     assert created.status_code == 201

@@ -8,11 +8,10 @@ import pytest
 from celery import current_app
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
-from rest_framework.test import APIClient
 
 from monitoring import services
 from retraining.models import ModelVersion, TrainingRun
-from tests.platform.factories import GalaxyFactory, decals_smooth_path
+from tests.platform.factories import GalaxyFactory, decals_smooth_path, volunteer_client
 from workflows.models import Workflow
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +34,7 @@ def decals(db) -> Workflow:
 
 
 def submit(galaxy) -> int:
-    response = APIClient().post("/api/classifications/", {
+    response = volunteer_client().post("/api/classifications/", {
         "workflow": "gz-decals-dr5", "galaxy": galaxy.id_str, "annotations": decals_smooth_path(),
         "idempotency_key": uuid.uuid4().hex}, format="json")
     assert response.status_code == 201

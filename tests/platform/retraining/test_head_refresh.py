@@ -6,7 +6,6 @@ uses, or replaces the scores of, another encoder's embeddings; old heads are pru
 import numpy as np
 import pytest
 from django.db import IntegrityError, transaction
-from rest_framework.test import APIClient
 
 from classifications.models import SubjectStatus
 from classifications.selectors import next_subjects
@@ -15,6 +14,7 @@ from retraining.models import GalaxyEmbedding, ModelVersion, Prediction, Trainin
 from retraining.pipeline import execute_run_inline, load_embeddings, refresh_head
 from retraining.runs import maybe_start_head_refresh, start_training_run
 from retraining.services import activate_model_version
+from tests.platform.factories import volunteer_client
 
 from .conftest import TINY_HEAD, TINY_TRAINING, make_galaxies, seed_votes
 
@@ -211,7 +211,7 @@ def test_counted_votes_schedule_the_head_check_after_commit(decals, settings, mo
     body = {"workflow": decals.slug, "galaxy": galaxy.id_str, "idempotency_key": "head-check-0001",
             "annotations": [{"question": "smooth-or-featured", "answer": "artifact"}]}
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert APIClient().post("/api/classifications/", body, format="json").status_code == 201
+        assert volunteer_client().post("/api/classifications/", body, format="json").status_code == 201
     assert scheduled == []  # nothing is sent inside the submit's transaction
     for callback in callbacks:
         callback()
@@ -232,5 +232,5 @@ def test_unreachable_broker_never_fails_the_vote(decals, settings, monkeypatch, 
     body = {"workflow": decals.slug, "galaxy": galaxy.id_str, "idempotency_key": "head-check-0002",
             "annotations": [{"question": "smooth-or-featured", "answer": "artifact"}]}
     with django_capture_on_commit_callbacks(execute=True):
-        assert APIClient().post("/api/classifications/", body, format="json").status_code == 201
+        assert volunteer_client().post("/api/classifications/", body, format="json").status_code == 201
     assert SubjectStatus.objects.get(workflow=decals, galaxy=galaxy).classification_count == 1

@@ -23,6 +23,7 @@ from rest_framework.test import APIClient
 from classifications.models import SubjectStatus
 from config import celery_app
 from retraining.models import ModelVersion, Prediction, TrainingRun
+from tests.platform.factories import volunteer_client
 from workflows.models import Workflow
 
 from .conftest import TINY_HEAD, TINY_TRAINING, make_galaxies, simulated_answer
@@ -119,11 +120,11 @@ def test_votes_trigger_a_head_refresh_on_the_worker_and_the_queue_follows_it(wor
     Workflow.objects.filter(pk=workflow.pk).update(random_fraction=0.0)
     galaxies = make_galaxies(30)
     rng = random.Random(0)
-    for client in (APIClient(), APIClient()):
+    for client in (volunteer_client(), volunteer_client()):
         for galaxy in galaxies[:20]:
             vote(client, workflow, galaxy, rng)
 
-    admin = APIClient()
+    admin = volunteer_client()
     admin.force_authenticate(get_user_model().objects.create_superuser("boss", "boss@example.org", "pw-12345678"))
     started = admin.post(f"/api/workflows/{workflow.slug}/training-runs/", {"hyperparameters": TINY_TRAINING},
                          format="json")
@@ -135,7 +136,7 @@ def test_votes_trigger_a_head_refresh_on_the_worker_and_the_queue_follows_it(wor
     assert encoder.embeddings.count() == 30
     assert not TrainingRun.objects.filter(kind=TrainingRun.Kind.HEAD).exists()  # 40 votes knew no encoder yet
 
-    volunteer = APIClient()
+    volunteer = volunteer_client()
     for galaxy in galaxies[20:20 + HEAD_AFTER]:  # HEAD_AFTER new counted votes since the encoder's snapshot
         vote(volunteer, workflow, galaxy, rng)
 
@@ -159,5 +160,5 @@ def test_votes_trigger_a_head_refresh_on_the_worker_and_the_queue_follows_it(wor
     assert priorities == pytest.approx(scores)
     encoder_scores = dict(Prediction.objects.filter(model_version=encoder).values_list("galaxy_id", "acquisition"))
     assert scores != pytest.approx(encoder_scores)
-    queue = APIClient().get(f"/api/workflows/{workflow.slug}/next/", {"limit": 10}).json()["results"]
+    queue = volunteer_client().get(f"/api/workflows/{workflow.slug}/next/", {"limit": 10}).json()["results"]
     assert {item["galaxy"]["id"] for item in queue} == set(sorted(scores, key=scores.get, reverse=True)[:10])

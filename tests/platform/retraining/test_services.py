@@ -12,7 +12,6 @@ import pytest
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from classifications.models import SubjectStatus
 from classifications.selectors import next_subjects
@@ -29,6 +28,7 @@ from retraining.runs import (
     worker_identity,
 )
 from retraining.services import activate_model_version
+from tests.platform.factories import volunteer_client
 
 from .conftest import TINY_TRAINING, make_galaxies, seed_votes
 
@@ -81,7 +81,7 @@ def test_run_trains_predicts_activates_and_rolls_back(decals):
     expected = sorted(scores, key=scores.get, reverse=True)[:5]
     assert sorted(item.galaxy_id for item in queue) == sorted(expected)
 
-    body = APIClient().get(f"/api/galaxies/{prediction.galaxy.id_str}/", {"workflow": decals.slug}).json()
+    body = volunteer_client().get(f"/api/galaxies/{prediction.galaxy.id_str}/", {"workflow": decals.slug}).json()
     block = body["workflows"][0]["prediction"]
     assert block["model_version"] == 1 and block["acquisition"] == pytest.approx(prediction.acquisition)
     smooth = block["questions"][0]["answers"][0]
@@ -193,7 +193,7 @@ def test_counted_submissions_schedule_the_automatic_check(decals, settings, monk
     scheduled = []
     monkeypatch.setattr(tasks.check_automatic_retraining, "delay", scheduled.append)
     galaxy = make_galaxies(1)[0]
-    client = APIClient()
+    client = volunteer_client()
     body = {"workflow": decals.slug, "galaxy": galaxy.id_str, "idempotency_key": "auto-check-0001",
             "annotations": [{"question": "smooth-or-featured", "answer": "artifact"}]}
     with django_capture_on_commit_callbacks(execute=True):

@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 
 from classifications.models import SubjectStatus
 from retraining.models import ModelVersion, Prediction, TrainingRun
+from tests.platform.factories import volunteer_client
 from workflows.models import Workflow
 
 from .conftest import TINY_TRAINING, make_galaxies, seed_votes, simulated_answer
@@ -137,7 +138,7 @@ def test_votes_through_api_retrain_on_worker_and_queue_follows_scores(start_work
     Workflow.objects.filter(pk=workflow.pk).update(random_fraction=0.0)
     galaxies = make_galaxies(30)
     rng = random.Random(0)
-    for volunteer in (APIClient(), APIClient()):
+    for volunteer in (volunteer_client(), volunteer_client()):
         for galaxy in galaxies[:24]:
             response = volunteer.post("/api/classifications/", {
                 "workflow": workflow.slug, "galaxy": galaxy.id_str, "annotations": simulated_answer(galaxy, rng),
@@ -158,7 +159,7 @@ def test_votes_through_api_retrain_on_worker_and_queue_follows_scores(start_work
     assert len(scores) == 30
     priorities = dict(SubjectStatus.objects.filter(workflow=workflow).values_list("galaxy_id", "priority"))
     assert priorities == pytest.approx(scores)
-    queue = APIClient().get(f"/api/workflows/{workflow.slug}/next/", {"limit": 10}).json()["results"]
+    queue = volunteer_client().get(f"/api/workflows/{workflow.slug}/next/", {"limit": 10}).json()["results"]
     assert {item["galaxy"]["id"] for item in queue} == set(sorted(scores, key=scores.get, reverse=True)[:10])
 
 

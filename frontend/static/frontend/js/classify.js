@@ -40,8 +40,20 @@ const viewer = new Viewer({
   brightness: document.getElementById("brightness"),
   contrast: document.getElementById("contrast"),
 });
+// Anonymous votes count only with an identity the server issued (rate-limited per address);
+// signed-in volunteers vote as their account. Resolves true when the page has one.
+let identity = null;
+function identify() {
+  if (cfg.user !== "anon") return Promise.resolve(true);
+  identity ??= sendJSON("POST", cfg.volunteerUrl, {})
+    .then((r) => r.status === 200 || r.status === 201, () => false)
+    .then((ok) => { if (!ok) identity = null; app.dataset.identified = String(ok); return ok; });
+  return identity;
+}
+
 const outbox = new Outbox({
   send: (payload) => sendJSON("POST", cfg.submitUrl, payload),
+  identify,
   sendBatch: (payloads) => sendJSON("POST", cfg.batchSubmitUrl, { classifications: payloads }),
   onChange: (items) => { app.dataset.pending = String(items.length); },
 });
@@ -254,6 +266,9 @@ document.querySelector('[data-action="guide"]').addEventListener("click", () => 
 app.dataset.pending = String(outbox.items().length);
 
 async function start() {
+  if (!(await identify())) {
+    banners.show("warn", "We could not register you as a volunteer just now (too many new volunteers from your network, or no connection). Your classifications are kept on this device and sent once that works; signing in avoids it.", { id: "identity" });
+  }
   try {
     [state.workflow] = await Promise.all([getJSON(cfg.workflowUrl), guide.load()]);
   } catch {

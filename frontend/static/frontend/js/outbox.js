@@ -3,11 +3,15 @@
 
 const STORAGE_KEY = "gz-outbox-v1";
 const PERMANENT = new Set([400, 403, 404, 409]);
+// A vote refused for want of a volunteer identity waits until the page has obtained one.
+const NEEDS_IDENTITY = "volunteer_identity_required";
 const MAX_BATCH = 50; // the server's limit per batch request
 
 export class Outbox {
-  constructor({ send, sendBatch = null, onSettled = () => {}, onChange = () => {}, storage = window.localStorage }) {
+  // identify(): obtains a volunteer identity; resolves true once the server has issued one.
+  constructor({ send, sendBatch = null, identify = async () => true, onSettled = () => {}, onChange = () => {}, storage = window.localStorage }) {
     this.send = send;
+    this.identify = identify;
     this.sendBatch = sendBatch;
     this.onSettled = onSettled;
     this.onChange = onChange;
@@ -58,7 +62,8 @@ export class Outbox {
       let retry = false;
       chunk.forEach((item, i) => {
         const result = results[i];
-        if ((result.status >= 200 && result.status < 300) || PERMANENT.has(result.status)) {
+        const needsIdentity = result.status === 403 && result.body?.code === NEEDS_IDENTITY;
+        if (!needsIdentity && ((result.status >= 200 && result.status < 300) || PERMANENT.has(result.status))) {
           this.remove(item.key);
           settled[item.key] = result;
           this.onSettled(item, result);
@@ -68,7 +73,11 @@ export class Outbox {
           retry = true;
         }
       });
-      if (retry) { this._retryLater(); break; }
+      if (retry) {
+        if (results.some((r) => r.status === 403 && r.body?.code === NEEDS_IDENTITY)) await this.identify().catch(() => false);
+        this._retryLater();
+        break;
+      }
       pending = pending.slice(chunk.length);
     }
     if (!this.items().length) this.delay = 2000;
