@@ -372,6 +372,9 @@ RETRAIN_TRAIN_OVERRIDES = env.json("RETRAIN_TRAIN_OVERRIDES", default={})
 RETRAIN_DEMO_PRESET = env.str("RETRAIN_DEMO_PRESET", default="fast_cpu")
 RETRAIN_DEMO_OVERRIDES = env.json("RETRAIN_DEMO_OVERRIDES", default={})
 RETRAIN_AFTER_CLASSIFICATIONS = env.int("RETRAIN_AFTER_CLASSIFICATIONS", default=500)  # 0 disables
+# ...and only when those votes come from at least this many distinct volunteers: a burst from a
+# few identities (ballot stuffing) cannot train and activate a model on its own votes.
+RETRAIN_MIN_DISTINCT_VOLUNTEERS = env.int("RETRAIN_MIN_DISTINCT_VOLUNTEERS", default=25)
 RETRAIN_HOLDOUT_FRACTION = env.float("RETRAIN_HOLDOUT_FRACTION", default=0.1)
 RETRAIN_MIN_GALAXIES = env.int("RETRAIN_MIN_GALAXIES", default=10)
 RETRAIN_PREDICT_CHUNK_SIZE = env.int("RETRAIN_PREDICT_CHUNK_SIZE", default=2000)
@@ -384,6 +387,8 @@ RETRAIN_CHUNK_TIME_LIMIT = env.int("RETRAIN_CHUNK_TIME_LIMIT", default=1800)
 # The live queue (docs/retraining.md, "Live queue"): a Bayesian head on the active encoder's
 # stored embeddings, refreshed on the CPU queue after this many counted votes (0 disables).
 HEAD_REFRESH_AFTER_CLASSIFICATIONS = env.int("HEAD_REFRESH_AFTER_CLASSIFICATIONS", default=30)
+# A refresh re-ranks the whole queue and costs CPU minutes: the same gate, scaled to its 30 votes.
+HEAD_REFRESH_MIN_DISTINCT_VOLUNTEERS = env.int("HEAD_REFRESH_MIN_DISTINCT_VOLUNTEERS", default=5)
 HEAD_REFRESH_CONFIG = env.json("HEAD_REFRESH_CONFIG", default={})  # classifier.heads.HeadConfig fields
 HEAD_REFRESH_KEEP_VERSIONS = env.int("HEAD_REFRESH_KEEP_VERSIONS", default=3)
 HEAD_REFRESH_TIME_LIMIT = env.int("HEAD_REFRESH_TIME_LIMIT", default=900)

@@ -129,9 +129,20 @@ def start_training_run(*, workflow: Workflow, trigger: str, triggered_by_id: int
     return run
 
 
+def _enough_new_votes(*, workflow_id: int, since: int, votes: int, volunteers: int) -> bool:
+    """At least ``votes`` counted classifications newer than id ``since``, from at least
+    ``volunteers`` distinct volunteers. Both counts stop at their bound; the distinct count
+    reads only the rows newer than ``since``."""
+    new = Classification.objects.filter(workflow_id=workflow_id, counted=True, id__gt=since)
+    if new[:votes].count() < votes:
+        return False
+    return new.order_by().values("volunteer_key").distinct()[:volunteers].count() >= volunteers
+
+
 def maybe_start_automatic_run(*, workflow_id: int) -> TrainingRun | None:
-    """Queue a run once ``RETRAIN_AFTER_CLASSIFICATIONS`` counted classifications arrived
-    since the newest run's snapshot (0 disables). Cheap: it counts only rows newer than that."""
+    """Queue a run once ``RETRAIN_AFTER_CLASSIFICATIONS`` counted classifications from at least
+    ``RETRAIN_MIN_DISTINCT_VOLUNTEERS`` volunteers arrived since the newest run's snapshot (0
+    disables). Cheap: it counts only rows newer than that."""
     threshold = settings.RETRAIN_AFTER_CLASSIFICATIONS
     if threshold <= 0:
         return None
@@ -139,8 +150,8 @@ def maybe_start_automatic_run(*, workflow_id: int) -> TrainingRun | None:
     if runs.filter(status__in=TrainingRun.ACTIVE_STATUSES).exists():
         return None
     since = runs.aggregate(last=Max("snapshot_last_classification_id"))["last"] or 0
-    new = Classification.objects.filter(workflow_id=workflow_id, counted=True, id__gt=since)[:threshold].count()
-    if new < threshold:
+    if not _enough_new_votes(workflow_id=workflow_id, since=since, votes=threshold,
+                             volunteers=settings.RETRAIN_MIN_DISTINCT_VOLUNTEERS):
         return None
     try:
         return start_training_run(workflow=Workflow.objects.get(pk=workflow_id), trigger=TrainingRun.Trigger.SCHEDULE)
@@ -150,7 +161,7 @@ def maybe_start_automatic_run(*, workflow_id: int) -> TrainingRun | None:
 
 def maybe_start_head_refresh(*, workflow_id: int) -> TrainingRun | None:
     """Queue a head refresh once ``HEAD_REFRESH_AFTER_CLASSIFICATIONS`` counted classifications
-    arrived since the votes the current scores know of (the newest head run's snapshot, or the
+    from at least ``HEAD_REFRESH_MIN_DISTINCT_VOLUNTEERS`` volunteers arrived since the votes the current scores know of (the newest head run's snapshot, or the
     newest succeeded encoder run's; 0 disables). Needs an active encoder with embeddings."""
     threshold = settings.HEAD_REFRESH_AFTER_CLASSIFICATIONS
     if threshold <= 0:
@@ -160,8 +171,8 @@ def maybe_start_head_refresh(*, workflow_id: int) -> TrainingRun | None:
         return None
     known = runs.filter(Q(kind=TrainingRun.Kind.HEAD) | Q(status=TrainingRun.Status.SUCCEEDED))
     since = known.aggregate(last=Max("snapshot_last_classification_id"))["last"] or 0
-    new = Classification.objects.filter(workflow_id=workflow_id, counted=True, id__gt=since)[:threshold].count()
-    if new < threshold:
+    if not _enough_new_votes(workflow_id=workflow_id, since=since, votes=threshold,
+                             volunteers=settings.HEAD_REFRESH_MIN_DISTINCT_VOLUNTEERS):
         return None
     try:
         return start_training_run(workflow=Workflow.objects.get(pk=workflow_id), trigger=TrainingRun.Trigger.SCHEDULE,

@@ -143,7 +143,7 @@ def test_import_command_names_an_unknown_workflow(tmp_path):
 
 def test_history_page_shows_labels_and_filters_favourites(client, decals):
     galaxies = make_galaxies(2, size=16)
-    client.get("/classify/")  # the session that identifies this anonymous volunteer
+    assert client.post("/api/volunteers/anonymous/").status_code == 201  # as classify.js does first
     for galaxy, path in zip(galaxies, (decals_smooth_path(), FEATURED_EDGE_ON)):
         response = client.post("/api/classifications/", {
             "workflow": decals.slug, "galaxy": galaxy.id_str, "annotations": path,
@@ -162,7 +162,7 @@ def test_history_page_shows_labels_and_filters_favourites(client, decals):
 
 def test_signing_up_keeps_the_anonymous_history(client, decals):
     mine, shared = make_galaxies(2, size=16)
-    client.get("/classify/")
+    assert client.post("/api/volunteers/anonymous/").status_code == 201
     for galaxy in (mine, shared):
         client.post("/api/classifications/", {"workflow": decals.slug, "galaxy": galaxy.id_str,
                                                "annotations": decals_smooth_path(), "idempotency_key": uuid.uuid4().hex},

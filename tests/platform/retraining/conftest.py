@@ -70,6 +70,7 @@ def decals(db) -> Workflow:
 def _retraining_settings(settings):
     settings.RETRAIN_AFTER_CLASSIFICATIONS = 0
     settings.HEAD_REFRESH_AFTER_CLASSIFICATIONS = 0
+    settings.RETRAIN_MIN_DISTINCT_VOLUNTEERS = settings.HEAD_REFRESH_MIN_DISTINCT_VOLUNTEERS = 1
     settings.HEAD_REFRESH_CONFIG = TINY_HEAD
     settings.RETRAIN_MIN_GALAXIES = 5
     settings.RETRAIN_PREDICT_CHUNK_SIZE = 7

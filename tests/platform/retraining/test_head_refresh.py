@@ -200,6 +200,17 @@ def test_head_refresh_starts_after_enough_new_votes(decals, encoded, settings):
     assert maybe_start_head_refresh(workflow_id=decals.pk) is None  # 0 disables
 
 
+def test_a_burst_from_few_volunteers_does_not_refresh_the_head(decals, encoded, settings):
+    galaxies, _ = encoded
+    settings.HEAD_REFRESH_AFTER_CLASSIFICATIONS = 10
+    settings.HEAD_REFRESH_MIN_DISTINCT_VOLUNTEERS = 3
+    seed_votes(decals, galaxies[:10], volunteers=2, seed=5)  # 20 votes from 2 identities
+    assert maybe_start_head_refresh(workflow_id=decals.pk) is None
+    seed_votes(decals, galaxies[:1], volunteers=1, seed=6)  # a third volunteer
+    run = maybe_start_head_refresh(workflow_id=decals.pk)
+    assert run is not None and run.kind == HEAD
+
+
 def test_counted_votes_schedule_the_head_check_after_commit(decals, settings, monkeypatch,
                                                              django_capture_on_commit_callbacks):
     from retraining import tasks

@@ -82,6 +82,7 @@ def worker(transactional_db, broker, tmp_path, settings):
            "RETRAIN_AFTER_CLASSIFICATIONS": "0", "RETRAIN_MIN_GALAXIES": "5", "RETRAIN_PROGRESS_INTERVAL": "0.2",
            "RETRAIN_PREDICT_CHUNK_SIZE": "10", "RETRAIN_PREDICT_MC_SAMPLES": "3", "OMP_NUM_THREADS": "1",
            "HEAD_REFRESH_AFTER_CLASSIFICATIONS": str(HEAD_AFTER), "HEAD_REFRESH_CONFIG": json.dumps(TINY_HEAD),
+           "HEAD_REFRESH_MIN_DISTINCT_VOLUNTEERS": "1",
            **broker}
     log = open(tmp_path / "worker.log", "w")
     process = subprocess.Popen(

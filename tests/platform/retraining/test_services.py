@@ -184,6 +184,19 @@ def test_automatic_run_after_enough_new_classifications(decals, settings):
     assert maybe_start_automatic_run(workflow_id=decals.pk) is None  # one at a time
 
 
+def test_a_burst_from_few_volunteers_does_not_start_a_run_but_as_many_as_the_setting_do(decals, settings):
+    settings.RETRAIN_AFTER_CLASSIFICATIONS = 8
+    settings.RETRAIN_MIN_DISTINCT_VOLUNTEERS = 4
+    galaxies = make_galaxies(10)
+    seed_votes(decals, galaxies, volunteers=2)  # 20 new votes, 2.5x the threshold, from 2 identities
+    assert maybe_start_automatic_run(workflow_id=decals.pk) is None
+    seed_votes(decals, galaxies[:1], volunteers=1, seed=1)  # a third
+    assert maybe_start_automatic_run(workflow_id=decals.pk) is None
+    seed_votes(decals, galaxies[:1], volunteers=1, seed=2)  # the fourth distinct volunteer
+    run = maybe_start_automatic_run(workflow_id=decals.pk)
+    assert run is not None and run.trigger == TrainingRun.Trigger.SCHEDULE
+
+
 def test_counted_submissions_schedule_the_automatic_check(decals, settings, monkeypatch,
                                                           django_capture_on_commit_callbacks):
     """The submit path writes in plain SQL, so the trigger must hang on the service's own event."""
