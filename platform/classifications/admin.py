@@ -1,7 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
-from .models import Classification, SubjectStatus
+from .models import Classification, ShadowBan, SubjectStatus
+from .services import shadow_ban
+
+BAN_PERMISSION = "classifications.add_shadowban"
 
 
 @admin.register(SubjectStatus)
@@ -38,7 +41,41 @@ class SubjectStatusAdmin(admin.ModelAdmin):
 
 @admin.register(Classification)
 class ClassificationAdmin(admin.ModelAdmin):
-    list_display = ["id", "galaxy", "workflow", "volunteer_key", "counted", "selection", "is_simulated", "created_at"]
-    list_filter = ["workflow", "counted", "selection", "is_simulated"]
+    list_display = ["id", "galaxy", "workflow", "volunteer_key", "counted", "shadowed", "selection", "is_simulated",
+                    "created_at"]
+    list_filter = ["workflow", "counted", "shadowed", "selection", "is_simulated"]
     search_fields = ["galaxy__id_str", "volunteer_key", "idempotency_key"]
     raw_id_fields = ["galaxy", "user"]
+    actions = ["shadow_ban_volunteers"]
+
+    def has_shadow_ban_permission(self, request) -> bool:
+        return request.user.has_perm(BAN_PERMISSION)
+
+    @admin.action(description="Shadow-ban the volunteers of the selected classifications", permissions=["shadow_ban"])
+    def shadow_ban_volunteers(self, request, queryset) -> None:
+        keys = sorted(set(queryset.values_list("volunteer_key", flat=True)))
+        withdrawn = sum(shadow_ban(volunteer_key=key, banned_by_id=request.user.pk,
+                                   reason="from the classifications list").withdrawn_votes for key in keys)
+        self.message_user(request, f"Shadow-banned {len(keys)} volunteer(s); {withdrawn} counted vote(s) in total "
+                                   f"have left the tallies.", messages.SUCCESS)
+
+
+@admin.register(ShadowBan)
+class ShadowBanAdmin(admin.ModelAdmin):
+    """Adding a ban runs the service (recount included). A ban is not edited or lifted here:
+    lifting would have to re-decide every vote the volunteer cast meanwhile."""
+
+    list_display = ["volunteer_key", "withdrawn_votes", "banned_by", "created_at"]
+    search_fields = ["volunteer_key"]
+    fields = ["volunteer_key", "reason", "withdrawn_votes", "banned_by", "created_at"]
+    readonly_fields = ["withdrawn_votes", "banned_by", "created_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        ban = shadow_ban(volunteer_key=obj.volunteer_key, banned_by_id=request.user.pk, reason=obj.reason)
+        obj.pk, obj.withdrawn_votes = ban.pk, ban.withdrawn_votes

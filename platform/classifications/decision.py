@@ -84,7 +84,7 @@ def decide(submission: Submission, *, workflow: Workflow, volunteer: Volunteer, 
         annotations=[{"question": q, "answer": a} for q, a in path], idempotency_key=key,
         selection=submission.selection, is_simulated=is_simulated, started_at=submission.started_at,
         finished_at=submission.finished_at or now, created_at=now, user_agent=user_agent[:USER_AGENT_MAX])
-    classification.counted = not tallies.counted_already(classification)
+    tallies.add(classification)
     if classification.counted:
         _add_votes(status=status, workflow=workflow, path=path, now=now)
         tallies.tally_changed(status)
@@ -134,12 +134,27 @@ def _add_votes(*, status: SubjectStatus, workflow: Workflow, path: list[tuple[st
     # A fresh key keeps the random share uniform over time (a draw favours keys after wide gaps).
     status.draw_key = uniform_random()
     status.updated_at = now
+    apply_retirement_rule(status=status, workflow=workflow, now=now)
+
+
+def apply_retirement_rule(*, status: SubjectStatus, workflow: Workflow, now: datetime) -> None:
+    """Retire or un-retire the galaxy by its current votes: retired once `retirement_count`
+    votes are in, or (early retirement) once they are decisive; otherwise open. A galaxy an
+    admin retired stays retired. Run after each counted vote and after a shadow ban's recount,
+    so a galaxy retired by a banned volunteer's votes returns to the queue unless the votes
+    left still retire it."""
+    if status.is_retired and status.retirement_reason == SubjectStatus.RetirementReason.ADMIN:
+        return
     if status.classification_count >= workflow.retirement_count:
-        status.retired_at = now
-        status.retirement_reason = SubjectStatus.RetirementReason.CLASSIFICATION_COUNT
+        reason = SubjectStatus.RetirementReason.CLASSIFICATION_COUNT
     elif workflow.early_retirement and _votes_decisive(status=status, workflow=workflow):
+        reason = SubjectStatus.RetirementReason.CONSENSUS
+    else:
+        status.retired_at, status.retirement_reason = None, ""
+        return
+    if not status.is_retired or status.retirement_reason != reason:
         status.retired_at = now
-        status.retirement_reason = SubjectStatus.RetirementReason.CONSENSUS
+    status.retirement_reason = reason
 
 
 def _votes_decisive(*, status: SubjectStatus, workflow: Workflow) -> bool:

@@ -4,6 +4,7 @@ the queue, retirement and training read."""
 import random
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -79,7 +80,10 @@ class Classification(models.Model):
     volunteer_key = models.CharField(max_length=80, help_text="'user:<id>' or 'anon:<session id>'.")
     annotations = models.JSONField(help_text="Ordered [{question, answer}] following the tree.")
     idempotency_key = models.CharField(max_length=100)
-    counted = models.BooleanField(default=True, help_text="False for a repeat by the same volunteer.")
+    counted = models.BooleanField(default=True, help_text="In the tally: False for a repeat by the same volunteer "
+                                                          "and for a shadow-banned volunteer's votes.")
+    shadowed = models.BooleanField(default=False, db_default=False, help_text="Would count but its volunteer is shadow-banned: not in "
+                                                            "the tally, shown to its volunteer as counted.")
     selection = models.CharField(max_length=16, choices=Selection.choices, default=Selection.DIRECT)
     is_simulated = models.BooleanField(default=False, help_text="Made by a simulated volunteer (demo).")
     is_favourite = models.BooleanField(default=False)
@@ -100,3 +104,25 @@ class Classification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.volunteer_key} on {self.galaxy_id}"
+
+    @property
+    def counted_for_volunteer(self) -> bool:
+        """What its volunteer is told: a shadow-banned volunteer sees the answers a counted vote gets."""
+        return self.counted or self.shadowed
+
+
+class ShadowBan(models.Model):
+    """A volunteer (``user:<id>`` or an anonymous identity's ``anon:<id>``) whose votes do not
+    count, without being told: their counted votes left the tallies when the ban was made
+    (services.shadow_ban) and new ones are stored uncounted (``shadowed``)."""
+
+    volunteer_key = models.CharField(max_length=80, unique=True, validators=[RegexValidator(
+        r"^(user|anon):\S+$", "a volunteer key is 'user:<id>' or 'anon:<id>' (as in the classifications list)")])
+    reason = models.TextField(blank=True)
+    banned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    withdrawn_votes = models.PositiveIntegerField(default=0, help_text="Counted votes taken out of the tallies.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"shadow ban of {self.volunteer_key}"

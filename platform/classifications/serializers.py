@@ -55,6 +55,7 @@ class ClassificationOutputSerializer(serializers.ModelSerializer):
     workflow = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     galaxy = serializers.SlugRelatedField(slug_field="id_str", read_only=True)
     annotations = serializers.ListField(child=AnnotationSerializer())
+    counted = serializers.BooleanField(source="counted_for_volunteer", read_only=True)
 
     class Meta:
         model = Classification
@@ -170,7 +171,7 @@ def classification_body(classification: Classification) -> dict[str, Any]:
     c = classification
     return {"id": c.id, "workflow": c.workflow.slug, "workflow_version": c.workflow_version, "galaxy": c.galaxy.id_str,
             "annotations": [{"question": str(a["question"]), "answer": str(a["answer"])} for a in c.annotations],
-            "idempotency_key": c.idempotency_key, "counted": c.counted, "selection": c.selection,
+            "idempotency_key": c.idempotency_key, "counted": c.counted_for_volunteer, "selection": c.selection,
             "is_simulated": c.is_simulated, "is_favourite": c.is_favourite,
             "started_at": _DATETIME.to_representation(c.started_at) if c.started_at else None,
             "finished_at": _DATETIME.to_representation(c.finished_at) if c.finished_at else None,

@@ -6,24 +6,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, FloatField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from classifier.tree import DecisionTree
 from core.errors import DomainError
 from galaxies.models import Galaxy
-from workflows.models import Workflow
+from workflows.models import Workflow, WorkflowVersion
 from workflows.selectors import workflow_settings
 
 from . import tally_store
-from .decision import Submission, SubmissionResult, decide, require_workflow
-from .models import Classification, SubjectStatus
+from .decision import Submission, SubmissionResult, apply_retirement_rule, decide, require_workflow
+from .models import Classification, ShadowBan, SubjectStatus
 from .signals import classification_counted
 from .volunteers import Volunteer
 
 __all__ = ["BatchOutcome", "Submission", "SubmissionResult", "ensure_subject_statuses", "set_favourite",
-           "set_queue_priorities", "submit_classification", "submit_classifications"]
+           "set_queue_priorities", "shadow_ban", "submit_classification", "submit_classifications"]
 
 
 @dataclass(frozen=True)
@@ -172,3 +174,77 @@ def override_retirement(*, workflow_id: int, galaxy_id: int, retire: bool,
     status.retirement_reason = reason if retire else ""
     status.save(update_fields=["retired_at", "retirement_reason", "updated_at"])
     return status
+
+
+def shadow_ban(*, volunteer_key: str, banned_by_id: int | None = None, reason: str = "") -> ShadowBan:
+    """Shadow-ban a volunteer (``user:<id>`` or ``anon:<id>``): their counted votes leave the
+    tallies, the touched galaxies' retirement is decided again on the votes left
+    (decision.apply_retirement_rule), and their new votes are stored ``shadowed`` (not counted)
+    while every answer they get stays the same. Banning again repeats the recount (harmless).
+
+    Three transactions, in this order, rather than one: the ban must be committed before the
+    recount reads, or a submit that ran its insert before seeing the ban could commit a counted
+    vote after the recount. Between them, on PostgreSQL, a SHARE lock on the classification
+    table waits for every write transaction that started before the ban was visible (it holds
+    new submits back only for that wait, not for the recount). SQLite runs one writer at a time.
+    """
+    try:
+        ShadowBan._meta.get_field("volunteer_key").run_validators(volunteer_key)
+    except ValidationError as exc:
+        raise DomainError(exc.messages[0], field="volunteer_key") from None
+    with transaction.atomic():
+        ban, _ = ShadowBan.objects.get_or_create(volunteer_key=volunteer_key,
+                                                 defaults={"banned_by_id": banned_by_id, "reason": reason})
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {Classification._meta.db_table} IN SHARE MODE")
+    return _withdraw_votes(ban_id=ban.pk)
+
+
+@transaction.atomic
+def _withdraw_votes(*, ban_id: int) -> ShadowBan:
+    """Under the status rows' locks (taken in the batches' order: workflow, galaxy id_str), turn
+    the volunteer's counted votes into shadowed ones and recount every galaxy they touched from
+    its remaining counted classifications."""
+    ban = ShadowBan.objects.select_for_update().get(pk=ban_id)
+    votes = Classification.objects.filter(volunteer_key=ban.volunteer_key, counted=True)
+    pairs = set(votes.values_list("workflow_id", "galaxy_id"))
+    if not pairs:
+        return ban
+    workflow_ids, galaxy_ids = sorted({w for w, _ in pairs}), sorted({g for _, g in pairs})
+    locked = (SubjectStatus.objects.filter(workflow_id__in=workflow_ids, galaxy_id__in=galaxy_ids)
+              .select_related("galaxy").order_by("workflow_id", "galaxy__id_str").select_for_update(of=("self",)))
+    statuses = {(s.workflow_id, s.galaxy_id): s for s in locked if (s.workflow_id, s.galaxy_id) in pairs}
+    ban.withdrawn_votes += votes.update(counted=False, shadowed=True)
+    ban.save(update_fields=["withdrawn_votes"])
+    for status in statuses.values():
+        status.vote_counts, status.classification_count = {}, 0
+    trees = _trees_by_version(workflow_ids)
+    remaining = Classification.objects.filter(workflow_id__in=workflow_ids, galaxy_id__in=galaxy_ids, counted=True)
+    for workflow_id, galaxy_id, version, answers in remaining.order_by().values_list(
+            "workflow_id", "galaxy_id", "workflow_version", "annotations").iterator(chunk_size=2000):
+        status = statuses.get((workflow_id, galaxy_id))
+        if status is None:
+            continue
+        tree = trees[workflow_id].get(version) or trees[workflow_id][None]
+        for column in tree.path_columns((a["question"], a["answer"]) for a in answers):
+            status.vote_counts[column] = status.vote_counts.get(column, 0) + 1
+        status.classification_count += 1
+    now = timezone.now()
+    workflows = Workflow.objects.in_bulk(workflow_ids)
+    for status in statuses.values():
+        apply_retirement_rule(status=status, workflow=workflows[status.workflow_id], now=now)
+        status.updated_at = now
+    SubjectStatus.objects.bulk_update(list(statuses.values()), ["vote_counts", "classification_count", "retired_at",
+                                                                "retirement_reason", "updated_at"], batch_size=2000)
+    return ban
+
+
+def _trees_by_version(workflow_ids: list[int]) -> dict[int, dict[int | None, DecisionTree]]:
+    """Each workflow's tree per version number (a vote is read against the tree it was
+    validated with), plus the current tree under None."""
+    trees: dict[int, dict[int | None, DecisionTree]] = {
+        workflow.pk: {None: workflow.decision_tree} for workflow in Workflow.objects.filter(pk__in=workflow_ids)}
+    for version in WorkflowVersion.objects.filter(workflow_id__in=workflow_ids):
+        trees[version.workflow_id][version.number] = DecisionTree.from_dict(version.tree)
+    return trees

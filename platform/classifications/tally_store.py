@@ -18,26 +18,32 @@ from django.db import connection
 from core.db import hot_path_cursor
 from galaxies.models import Galaxy
 
-from .models import Classification, SubjectStatus
+from .models import Classification, ShadowBan, SubjectStatus
 
 _STATUS_TABLE, _CLASSIFICATION_TABLE, _GALAXY_TABLE = (SubjectStatus._meta.db_table, Classification._meta.db_table,
                                                        Galaxy._meta.db_table)
+_BAN_TABLE = ShadowBan._meta.db_table
 _STATUS_COLUMNS = "s.id, s.galaxy_id, s.vote_counts, s.classification_count, s.retired_at, s.retirement_reason"
 _LOCK_ONE_SQL = f"""
     SELECT {_STATUS_COLUMNS}, EXISTS (SELECT 1 FROM {_CLASSIFICATION_TABLE} k WHERE k.idempotency_key = %s)
     FROM {_STATUS_TABLE} s JOIN {_GALAXY_TABLE} g ON g.id = s.galaxy_id
     WHERE s.workflow_id = %s AND g.id_str = %s"""
 # `counted` is answered by this statement, which starts after the row lock was granted, so it sees
-# what the previous lock holder committed (a probe inside the locking SELECT would not).
+# what the previous lock holder committed (a probe inside the locking SELECT would not). A
+# shadow-banned volunteer's vote is `shadowed` instead where it would have counted; the ban probe
+# rides in the same round trip (a unique-index lookup in a small table).
+_BANNED = f"EXISTS (SELECT 1 FROM {_BAN_TABLE} b WHERE b.volunteer_key = %s)"
 _INSERT_SQL = f"""
     INSERT INTO {_CLASSIFICATION_TABLE} (workflow_id, workflow_version, galaxy_id, user_id, volunteer_key, annotations,
-        idempotency_key, counted, selection, is_simulated, is_favourite, started_at, finished_at, created_at,
-        user_agent)
+        idempotency_key, counted, shadowed, selection, is_simulated, is_favourite, started_at, finished_at,
+        created_at, user_agent)
     VALUES (%s, %s, %s, %s, %s, %s, %s,
-            NOT EXISTS (SELECT 1 FROM {_CLASSIFICATION_TABLE} c
-                        WHERE c.workflow_id = %s AND c.galaxy_id = %s AND c.volunteer_key = %s AND c.counted),
+            NOT {_BANNED} AND NOT EXISTS (SELECT 1 FROM {_CLASSIFICATION_TABLE} c
+                WHERE c.workflow_id = %s AND c.galaxy_id = %s AND c.volunteer_key = %s AND c.counted),
+            {_BANNED} AND NOT EXISTS (SELECT 1 FROM {_CLASSIFICATION_TABLE} c
+                WHERE c.workflow_id = %s AND c.galaxy_id = %s AND c.volunteer_key = %s AND (c.counted OR c.shadowed)),
             %s, %s, %s, %s, %s, %s, %s)
-    RETURNING id, counted"""
+    RETURNING id, counted, shadowed"""
 _UPDATE_TALLY_SQL = f"""
     UPDATE {_STATUS_TABLE} SET vote_counts = %s, classification_count = %s, draw_key = %s, retired_at = %s,
         retirement_reason = %s, updated_at = %s
@@ -64,10 +70,11 @@ class Tallies:
     it will write. Opened by lock_one (a single submit) or lock_many (a batch)."""
 
     def __init__(self, *, statuses: dict[tuple[int, str], SubjectStatus], stored_keys: set[str] | None,
-                 counted_pairs: set[tuple[int, int]] | None):
+                 counted_pairs: set[tuple[int, int]] | None, banned: bool = False):
         self._statuses = statuses
         self._stored_keys = stored_keys  # None: not probed, look each key up
         self._counted_pairs = counted_pairs  # None: the insert itself answers (one round trip less)
+        self._banned = banned  # probed with the counted pairs; the single insert probes it itself
         self._new_by_key: dict[str, Classification] = {}
         self._pending: list[Classification] = []
         self._touched: dict[int, SubjectStatus] = {}
@@ -94,21 +101,23 @@ class Tallies:
         self._statuses.update(_lock_rows(workflow_ids=[workflow_id], galaxy_id_strs=[galaxy_id_str]))
         return self._statuses[(workflow_id, galaxy_id_str)]
 
-    def counted_already(self, classification: Classification) -> bool:
-        """Add the classification to what this transaction writes, and answer whether its
-        volunteer already has a counted classification of the galaxy in the workflow (earlier in
-        this transaction or before). A single submit inserts it now, the statement answering in
-        the same round trip; a batch answers from its counted-pairs probe and inserts at write()."""
+    def add(self, classification: Classification) -> None:
+        """Add the classification to what this transaction writes and settle whether it counts:
+        it does unless its volunteer already has a counted (or shadowed) classification of the
+        galaxy in the workflow, earlier in this transaction or before; a shadow-banned
+        volunteer's would-be counted vote is ``shadowed`` instead. A single submit inserts it
+        now, the statement answering in the same round trip; a batch answers from its
+        counted-pairs probe and inserts at write()."""
         self._new_by_key[classification.idempotency_key] = classification
         if self._counted_pairs is None:
-            classification.id, counted = _insert(classification)
+            classification.id, classification.counted, classification.shadowed = _insert(classification)
             classification._state.adding = False
-            return not counted
+            return
         pair = (classification.workflow_id, classification.galaxy_id)
-        already = pair in self._counted_pairs
+        first = pair not in self._counted_pairs
+        classification.counted, classification.shadowed = first and not self._banned, first and self._banned
         self._counted_pairs.add(pair)
         self._pending.append(classification)
-        return already
 
     def tally_changed(self, status: SubjectStatus) -> None:
         self._touched[status.id] = status
@@ -148,9 +157,10 @@ def lock_many(*, workflow_ids: list[int], galaxy_id_strs: list[str], idempotency
     already counted."""
     statuses = _lock_rows(workflow_ids=workflow_ids, galaxy_id_strs=galaxy_id_strs) if workflow_ids else {}
     stored_keys = _stored_keys(idempotency_keys)
-    counted = _counted_pairs(volunteer_key=volunteer_key, workflow_ids=sorted({wid for wid, _ in statuses}),
-                             galaxy_ids=sorted({s.galaxy_id for s in statuses.values()})) if statuses else set()
-    return Tallies(statuses=statuses, stored_keys=stored_keys, counted_pairs=counted)
+    counted, banned = _counted_pairs(volunteer_key=volunteer_key, workflow_ids=sorted({wid for wid, _ in statuses}),
+                                     galaxy_ids=sorted({s.galaxy_id for s in statuses.values()})) if statuses else (
+        set(), False)
+    return Tallies(statuses=statuses, stored_keys=stored_keys, counted_pairs=counted, banned=banned)
 
 
 def _for_update_of_status() -> str:
@@ -189,16 +199,21 @@ def _stored_keys(keys: list[str]) -> set[str]:
         return {key for (key,) in cursor.fetchall()}
 
 
-def _counted_pairs(*, volunteer_key: str, workflow_ids: list[int], galaxy_ids: list[int]) -> set[tuple[int, int]]:
-    """(workflow id, galaxy id) pairs this volunteer already has a counted classification of.
-    All three columns of the seen-by index are constrained: a veteran's history is not scanned."""
+def _counted_pairs(*, volunteer_key: str, workflow_ids: list[int], galaxy_ids: list[int]
+                   ) -> tuple[set[tuple[int, int]], bool]:
+    """(workflow id, galaxy id) pairs this volunteer already has a counted or shadowed
+    classification of, and whether the volunteer is shadow-banned (a row of NULLs), in one round
+    trip. All three columns of the seen-by index are constrained: a veteran's history is not scanned."""
     workflows_in, workflow_params = _in(workflow_ids)
     galaxies_in, galaxy_params = _in(galaxy_ids)
     with hot_path_cursor() as cursor:
         cursor.execute(f"SELECT workflow_id, galaxy_id FROM {_CLASSIFICATION_TABLE} WHERE volunteer_key = %s "
-                       f"AND workflow_id {workflows_in} AND galaxy_id {galaxies_in} AND counted",
-                       [volunteer_key, *workflow_params, *galaxy_params])
-        return set(cursor.fetchall())
+                       f"AND workflow_id {workflows_in} AND galaxy_id {galaxies_in} AND (counted OR shadowed) "
+                       f"UNION ALL SELECT NULL, NULL WHERE {_BANNED}",
+                       [volunteer_key, *workflow_params, *galaxy_params, volunteer_key])
+        rows = set(cursor.fetchall())
+    banned = (None, None) in rows
+    return rows - {(None, None)}, banned
 
 
 def _status_from_row(*, workflow_id: int, row) -> SubjectStatus:
@@ -209,15 +224,16 @@ def _status_from_row(*, workflow_id: int, row) -> SubjectStatus:
         count, retired_at, reason])
 
 
-def _insert(c: Classification) -> tuple[int, bool]:
+def _insert(c: Classification) -> tuple[int, bool, bool]:
     adapt = connection.ops.adapt_datetimefield_value
     with hot_path_cursor() as cursor:
         cursor.execute(_INSERT_SQL, [
             c.workflow_id, c.workflow_version, c.galaxy_id, c.user_id, c.volunteer_key, json.dumps(c.annotations),
-            c.idempotency_key, c.workflow_id, c.galaxy_id, c.volunteer_key, c.selection, c.is_simulated,
+            c.idempotency_key, c.volunteer_key, c.workflow_id, c.galaxy_id, c.volunteer_key,
+            c.volunteer_key, c.workflow_id, c.galaxy_id, c.volunteer_key, c.selection, c.is_simulated,
             c.is_favourite, adapt(c.started_at), adapt(c.finished_at), adapt(c.created_at), c.user_agent])
-        classification_id, counted = cursor.fetchone()
-    return classification_id, bool(counted)
+        classification_id, counted, shadowed = cursor.fetchone()
+    return classification_id, bool(counted), bool(shadowed)
 
 
 def _tally_params(status: SubjectStatus) -> list:
