@@ -41,7 +41,11 @@ def _shipped_workflows(request):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Request rates and lockouts live in the shared cache: each test starts with none."""
+    """Request rates and lockouts live in the shared cache: each test starts with none (nor with
+    a broker backoff left by another test's failed publish)."""
     from django.core.cache import cache
 
+    from core.broker import resume_publishing
+
     cache.clear()
+    resume_publishing()

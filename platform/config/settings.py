@@ -326,6 +326,10 @@ elif CACHE_URL.startswith("filecache:"):
 else:
     raise ImproperlyConfigured(f"CACHE_URL must be redis://..., rediss://... or filecache:<folder>, got {CACHE_URL!r}")
 BROKER_DIR = VAR_DIR / "broker"
+BROKER_SOCKET_TIMEOUT = env.float("BROKER_SOCKET_TIMEOUT", default=1.0)
+# Requests' publishes (core.broker): a pool of their own, and a pause after a failed one.
+BROKER_REQUEST_POOL_LIMIT = env.int("BROKER_REQUEST_POOL_LIMIT", default=16)
+BROKER_PUBLISH_BACKOFF = env.float("BROKER_PUBLISH_BACKOFF", default=30.0)
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for _sub in ("queue", "processed", "control"):
         (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
@@ -337,8 +341,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    # Longer than the longest training run, so a slow run is not redelivered while alive.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600)}
+    # Longer than the longest training run, so a slow run is not redelivered while alive. A broker
+    # that accepts connections but never answers must not hold a caller forever (issue 15: four
+    # such requests took every thread for 6.5 minutes): every socket operation times out. Workers
+    # keep kombu's reconnect retries; requests publish once through core.broker.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600),
+        "socket_timeout": BROKER_SOCKET_TIMEOUT, "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
+    }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -354,6 +364,9 @@ CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-training-runs": {"task": "retraining.tasks.reap_stale_runs", "schedule": 300.0},
+    # The automatic triggers again, for checks a request could not send (broker down or silent).
+    "recheck-retraining-triggers": {"task": "retraining.tasks.recheck_triggers",
+                                    "schedule": env.float("RETRAIN_RECHECK_INTERVAL", default=120.0)},
 }
 
 # Domain settings.

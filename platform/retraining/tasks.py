@@ -8,32 +8,36 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
+from core.broker import publish
+from workflows.models import Workflow
+
 from . import pipeline, runs
 from .models import TrainingRun
 
 
 def enqueue_training(run_id: int) -> None:
     """Send a queued run (an encoder run to ``train_model``, a head run to ``refresh_head``) to
-    a worker once the transaction that queued it commits; if the broker is unreachable the run
-    fails with that reason instead of waiting forever."""
+    a worker once the transaction that queued it commits, in one bounded attempt (an admin's
+    request or a worker may be the caller); if the broker does not take it the run fails with
+    that reason instead of waiting forever."""
 
     def send() -> None:
         task = refresh_head if TrainingRun.objects.filter(pk=run_id, kind=TrainingRun.Kind.HEAD).exists() else train_model
-        try:
-            task.delay(run_id)
-        except Exception as exc:  # noqa: BLE001 — any broker/transport error
-            runs.fail_run(run_id=run_id, attempt=None, error=f"could not queue the training task: {exc}")
+        failure = publish(task, run_id)
+        if failure is not None:
+            runs.fail_run(run_id=run_id, attempt=None, error=f"could not queue the training task: {failure}")
 
     transaction.on_commit(send)
 
 
 def enqueue_automatic_check(workflow_id: int) -> None:
-    # robust: an unreachable broker must never turn a stored classification into an error.
-    transaction.on_commit(lambda: check_automatic_retraining.delay(workflow_id), robust=True)
+    """After a counted vote commits. A vote never waits on the broker or fails for it: a check
+    that could not be sent is made by ``recheck_triggers`` (beat) instead."""
+    transaction.on_commit(lambda: publish(check_automatic_retraining, workflow_id))
 
 
 def enqueue_head_refresh_check(workflow_id: int) -> None:
-    transaction.on_commit(lambda: check_head_refresh.delay(workflow_id), robust=True)
+    transaction.on_commit(lambda: publish(check_head_refresh, workflow_id))
 
 
 @shared_task(acks_late=True, soft_time_limit=settings.RETRAIN_SOFT_TIME_LIMIT,
@@ -84,3 +88,12 @@ def check_head_refresh(workflow_id: int) -> None:
     run = runs.maybe_start_head_refresh(workflow_id=workflow_id)
     if run is not None:
         enqueue_training(run.pk)
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
+def recheck_triggers() -> None:
+    """Beat: both automatic triggers for every active workflow, whatever the requests managed to
+    send (each check is idempotent and reads only the votes since the last run)."""
+    for workflow_id in Workflow.objects.filter(is_active=True).values_list("pk", flat=True):
+        check_head_refresh(workflow_id)
+        check_automatic_retraining(workflow_id)

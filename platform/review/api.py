@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.broker import publish
 from galaxies.models import Galaxy
 from workflows.models import Workflow
 
@@ -64,14 +65,15 @@ class RefreshScoresApi(WorkbenchApi):
     def post(self, request: Request, slug: str) -> Response:
         from retraining.selectors import active_model_version
 
-        from .errors import NoActiveModel
+        from .errors import BrokerUnavailable, NoActiveModel
         from .tasks import refresh_review_scores
 
         workflow = get_object_or_404(Workflow, slug=slug)
         version = active_model_version(workflow=workflow)
         if version is None:
             raise NoActiveModel(f"{workflow.slug} has no active model yet", field="workflow")
-        refresh_review_scores.delay(version.pk)
+        if publish(refresh_review_scores, version.pk) is not None:
+            raise BrokerUnavailable("the task queue did not answer; try again shortly", field="workflow")
         return Response({"model_version": version.number}, status=status.HTTP_202_ACCEPTED)
 
 

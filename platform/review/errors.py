@@ -53,3 +53,10 @@ class ScoresPending(DomainError):
 
     status_code = 409
     code = "review_scores_pending"
+
+
+class BrokerUnavailable(DomainError):
+    """The task could not be sent in time (core.broker); nothing was queued."""
+
+    status_code = 503
+    code = "broker_unavailable"

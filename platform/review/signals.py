@@ -5,6 +5,7 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from core.broker import publish
 from retraining.models import ModelVersion
 
 
@@ -14,5 +15,6 @@ def refresh_on_activation(sender, instance: ModelVersion, update_fields=None, **
         return
     from .tasks import refresh_review_scores
 
-    # robust: an unreachable broker must never undo an activation.
-    transaction.on_commit(lambda: refresh_review_scores.delay(instance.pk), robust=True)
+    # Bounded and never raising: an unreachable broker must not undo or hold an activation (the
+    # workbench's refresh button sends it again).
+    transaction.on_commit(lambda: publish(refresh_review_scores, instance.pk))

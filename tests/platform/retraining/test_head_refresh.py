@@ -217,7 +217,7 @@ def test_counted_votes_schedule_the_head_check_after_commit(decals, settings, mo
 
     settings.HEAD_REFRESH_AFTER_CLASSIFICATIONS = 5  # check after every classification
     scheduled = []
-    monkeypatch.setattr(tasks.check_head_refresh, "delay", scheduled.append)
+    monkeypatch.setattr(tasks.check_head_refresh, "apply_async", lambda args, **kwargs: scheduled.append(*args))
     galaxy = make_galaxies(1)[0]
     body = {"workflow": decals.slug, "galaxy": galaxy.id_str, "idempotency_key": "head-check-0001",
             "annotations": [{"question": "smooth-or-featured", "answer": "artifact"}]}
@@ -238,7 +238,7 @@ def test_unreachable_broker_never_fails_the_vote(decals, settings, monkeypatch, 
         raise OperationalError("Connection refused")
 
     settings.HEAD_REFRESH_AFTER_CLASSIFICATIONS = 5
-    monkeypatch.setattr(tasks.check_head_refresh, "delay", broker_down)
+    monkeypatch.setattr(tasks.check_head_refresh, "apply_async", broker_down)
     galaxy = make_galaxies(1)[0]
     body = {"workflow": decals.slug, "galaxy": galaxy.id_str, "idempotency_key": "head-check-0002",
             "annotations": [{"question": "smooth-or-featured", "answer": "artifact"}]}

@@ -204,7 +204,7 @@ def test_counted_submissions_schedule_the_automatic_check(decals, settings, monk
 
     settings.RETRAIN_AFTER_CLASSIFICATIONS = 10  # check after every classification
     scheduled = []
-    monkeypatch.setattr(tasks.check_automatic_retraining, "delay", scheduled.append)
+    monkeypatch.setattr(tasks.check_automatic_retraining, "apply_async", lambda args, **kwargs: scheduled.append(*args))
     galaxy = make_galaxies(1)[0]
     client = volunteer_client()
     body = {"workflow": decals.slug, "galaxy": galaxy.id_str, "idempotency_key": "auto-check-0001",
@@ -225,7 +225,7 @@ def test_unreachable_broker_fails_the_run_instead_of_leaving_it_queued(decals, m
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.train_model, "delay", broker_down)
+    monkeypatch.setattr(tasks.train_model, "apply_async", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         run = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.API)
         tasks.enqueue_training(run.pk)
