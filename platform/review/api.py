@@ -27,6 +27,7 @@ from .serializers import (
     RetirementInput,
     RetirementOverrideSerializer,
     ReviewQueueItemSerializer,
+    ShadowBanInput,
     parse,
 )
 
@@ -167,6 +168,20 @@ class RetirementApi(WorkbenchApi):
             workflow=get_object_or_404(Workflow, slug=slug), galaxy=get_object_or_404(Galaxy, id_str=id_str),
             retire=data["retire"], reason=data["reason"], user_id=request.user.pk)
         return Response(RetirementOverrideSerializer(override).data, status=status.HTTP_201_CREATED)
+
+
+class ShadowBanApi(WorkbenchApi):
+    @extend_schema(summary="Shadow-ban the volunteer behind a pseudonym of this galaxy's dossier: their counted "
+                           "votes leave the tallies, new ones are not counted, they are not told",
+                   request=ShadowBanInput, responses={201: inline_serializer("ShadowBanMade", {
+                       "pseudonym": serializers.CharField(), "withdrawn_votes": serializers.IntegerField()})})
+    def post(self, request: Request, slug: str, id_str: str) -> Response:
+        data = parse(ShadowBanInput, request.data)
+        ban = services.shadow_ban_volunteer(
+            workflow=get_object_or_404(Workflow, slug=slug), galaxy=get_object_or_404(Galaxy, id_str=id_str),
+            pseudonym=data["pseudonym"], reason=data["reason"], user_id=request.user.pk)
+        return Response({"pseudonym": data["pseudonym"], "withdrawn_votes": ban.withdrawn_votes},
+                        status=status.HTTP_201_CREATED)
 
 
 class ModelDashboardApi(WorkbenchApi):

@@ -60,3 +60,8 @@ class BrokerUnavailable(DomainError):
 
     status_code = 503
     code = "broker_unavailable"
+
+
+class UnknownVolunteer(DomainError):
+    status_code = 404
+    code = "unknown_volunteer"

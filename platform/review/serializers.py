@@ -35,6 +35,11 @@ class RetirementInput(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, allow_blank=True)
 
 
+class ShadowBanInput(serializers.Serializer):
+    pseudonym = serializers.CharField(max_length=40, help_text="As the galaxy's dossier lists its classifications")
+    reason = serializers.CharField(max_length=2000, allow_blank=True, required=False, default="")
+
+
 class ConeInput(serializers.Serializer):
     ra = serializers.FloatField()
     dec = serializers.FloatField()

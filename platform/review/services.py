@@ -10,8 +10,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from classifications.models import SubjectStatus
-from classifications.services import override_retirement
+from classifications.models import Classification, ShadowBan, SubjectStatus
+from classifications.services import override_retirement, shadow_ban
 from classifier.tree import AnnotationError
 from galaxies.models import Galaxy
 from retraining.models import ModelVersion, Prediction
@@ -26,8 +26,10 @@ from .errors import (
     RetirementUnchanged,
     ScoresPending,
     UnknownFlag,
+    UnknownVolunteer,
 )
 from .models import ExpertClassification, Flag, RetirementOverride, ReviewScore
+from .selectors import pseudonym as pseudonym_of
 
 
 @transaction.atomic
@@ -138,3 +140,17 @@ def ensure_review_scores(*, workflow: Workflow) -> None:
         raise ScoresPending(f"model v{version.number}'s review scores are being computed ({predicted} galaxies)",
                             field="workflow")
     refresh_review_scores(model_version_id=version.pk)
+
+
+def shadow_ban_volunteer(*, workflow: Workflow, galaxy: Galaxy, pseudonym: str, reason: str,
+                         user_id: int) -> ShadowBan:
+    """Shadow-ban (classifications.services.shadow_ban) the volunteer a scientist sees as
+    ``pseudonym`` among this galaxy's classifications: the workbench never shows volunteer
+    keys, so the ban names what the dossier shows. Not atomic as a whole, by design: the ban
+    runs its own transactions (see shadow_ban)."""
+    keys = (Classification.objects.filter(workflow=workflow, galaxy=galaxy).order_by()
+            .values_list("volunteer_key", flat=True).distinct())
+    key = next((k for k in keys if pseudonym_of(k) == pseudonym), None)
+    if key is None:
+        raise UnknownVolunteer(f"no classification of {galaxy.id_str} is by {pseudonym!r}", field="pseudonym")
+    return shadow_ban(volunteer_key=key, banned_by_id=user_id, reason=reason)

@@ -18,4 +18,6 @@ urlpatterns = [
     path("flags/<int:pk>/resolve/", api.ResolveFlagApi.as_view(), name="review-flag-resolve"),
     path("workflows/<slug:slug>/models/", api.ModelDashboardApi.as_view(), name="review-models"),
     path("cone/", api.ConeSearchApi.as_view(), name="review-cone"),
+    path("workflows/<slug:slug>/galaxies/<str:id_str>/shadow-ban/", api.ShadowBanApi.as_view(),
+         name="review-shadow-ban"),
 ]

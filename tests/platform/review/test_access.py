@@ -8,10 +8,13 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from classifications.models import Classification
 from review.access import SCIENTIST_GROUP, can_use_workbench, grant_scientist
 from review.models import Flag
+from review.selectors import pseudonym
+from tests.platform.factories import decals_smooth_path
 
-from .conftest import WORKFLOW
+from .conftest import WORKFLOW, vote
 
 ALLOWED = {"anonymous": False, "volunteer": False, "scientist": True, "admin": True}
 G = "JREVIEW03"
@@ -19,6 +22,7 @@ G = "JREVIEW03"
 
 def _endpoints(flag_id: int):
     """(method, url, body, success status) of every workbench API endpoint."""
+    voted = Classification.objects.select_related("workflow", "galaxy").order_by("id").first()
     return [
         ("get", reverse("review-queue", args=[WORKFLOW]), None, 200),
         ("post", reverse("review-scores-refresh", args=[WORKFLOW]), None, 202),
@@ -34,6 +38,8 @@ def _endpoints(flag_id: int):
         ("post", reverse("review-flag-resolve", args=[flag_id]), {"resolution": "fine"}, 200),
         ("get", reverse("review-cone") + "?ra=13&dec=0&radius=1", None, 200),
         ("get", reverse("review-models", args=[WORKFLOW]), None, 200),
+        ("post", reverse("review-shadow-ban", args=[voted.workflow.slug, voted.galaxy.id_str]),
+         {"pseudonym": pseudonym(voted.volunteer_key), "reason": "burst"}, 201),
     ]
 
 
@@ -54,6 +60,7 @@ def test_every_api_endpoint_by_role(role, users, scored, monkeypatch):
 
     monkeypatch.setattr(tasks.refresh_review_scores, "apply_async", lambda *args, **kwargs: None)
     flag = Flag.objects.create(galaxy=scored["galaxies"][3], kind="artifact", created_by=users["admin"])
+    vote(scored["version"].workflow, scored["galaxies"][3], decals_smooth_path(), count=1)
     client = APIClient()
     if users[role] is not None:
         client.force_authenticate(users[role])

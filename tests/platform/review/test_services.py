@@ -108,3 +108,20 @@ def test_retirement_needs_a_reason(workflow, galaxy, users):
 def test_unretire_an_active_galaxy_is_refused(workflow, galaxy, users):
     with pytest.raises(RetirementUnchanged):
         set_retirement(workflow=workflow, galaxy=galaxy, retire=False, reason="why", user_id=users["scientist"].pk)
+
+
+def test_a_scientist_bans_the_volunteer_behind_a_dossier_pseudonym(workflow, galaxy, users):
+    from review.errors import UnknownVolunteer
+    from review.selectors import galaxy_dossier
+    from review.services import shadow_ban_volunteer
+
+    vote(workflow, galaxy, decals_smooth_path(), count=3)
+    shown = galaxy_dossier(workflow=workflow, galaxy=galaxy)["classifications"][0]["pseudonym"]
+    with pytest.raises(UnknownVolunteer):
+        shadow_ban_volunteer(workflow=workflow, galaxy=galaxy, pseudonym="volunteer-0000000000", reason="",
+                             user_id=users["scientist"].pk)
+    ban = shadow_ban_volunteer(workflow=workflow, galaxy=galaxy, pseudonym=shown, reason="stuffing",
+                               user_id=users["scientist"].pk)
+    assert ban.withdrawn_votes == 1 and ban.banned_by == users["scientist"]
+    assert SubjectStatus.objects.get(workflow=workflow, galaxy=galaxy).classification_count == 2
+    assert not Classification.objects.filter(volunteer_key=ban.volunteer_key, counted=True).exists()
