@@ -36,7 +36,8 @@ class RetirementInput(serializers.Serializer):
 
 
 class ShadowBanInput(serializers.Serializer):
-    pseudonym = serializers.CharField(max_length=40, help_text="As the galaxy's dossier lists its classifications")
+    pseudonym = serializers.RegexField(r"^volunteer-[0-9a-f]{10}$", max_length=20,
+                                       help_text="As the galaxy's dossier lists its classifications")
     reason = serializers.CharField(max_length=2000, allow_blank=True, required=False, default="")
 
 
