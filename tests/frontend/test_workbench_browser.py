@@ -56,7 +56,7 @@ def test_scientist_reviews_labels_flags_and_retires(scientist_page, catalogue):
     inside = [g for i, g in enumerate(galaxies) if 0.2 + 0.025 * i >= 0.5 and abs(g.ra - 30) <= 8]
     expected = sorted(inside, key=lambda g: (-((galaxies.index(g) * 7) % 30), g.pk))
     assert names == [g.id_str for g in expected]
-    page.wait_for_function("[...document.querySelectorAll('.wb-tile img')].every(i => i.complete && i.naturalWidth)")
+    page.wait_for_function("() => [...document.querySelectorAll('.wb-tile img')].every(i => i.complete && i.naturalWidth)")
     shot(page, "workbench-queue")
     assert not page.js_errors
 
@@ -83,7 +83,8 @@ def test_scientist_reviews_labels_flags_and_retires(scientist_page, catalogue):
     page.wait_for_selector("#retire-form button:has-text('Un-retire')")
     assert SubjectStatus.objects.get(workflow=workflow, galaxy=chosen).retired_at is not None
     assert RetirementOverride.objects.get(galaxy=chosen).reason == "settled by expert label"
-    page.wait_for_function("document.querySelector('.wb-chart img').complete")
+    # A function, not an expression: polling an expression evals it in the page, which the CSP refuses.
+    page.wait_for_function("() => document.querySelector('.wb-chart img').complete")
     shot(page, "workbench-dossier", full_page=True)
     assert not page.js_errors
 
@@ -115,7 +116,7 @@ def test_model_dashboard_compares_two_versions(scientist_page, catalogue):
         version.save()
     page = scientist_page(f"/workbench/{WORKFLOW}/models/?a=1&b=0")
     assert "v1 | v0" in page.locator("#questions-title").inner_text()
-    page.wait_for_function("document.querySelector('.wb-curves').complete && document.querySelector('.wb-curves').naturalWidth")
+    page.wait_for_function("() => document.querySelector('.wb-curves').complete && document.querySelector('.wb-curves').naturalWidth")
     shot(page, "workbench-models", full_page=True)
     assert not page.js_errors
 
