@@ -390,6 +390,19 @@ class RetirementRule:
         return (settled & (np.asarray(classifications) >= self.min_votes)) | (np.asarray(remaining) <= 0)
 
     # ----------------------------------------------------------------- one galaxy
+    def decides(self, vote_counts: Mapping[str, int], classifications: int, max_votes: int | None = None) -> bool:
+        """``is_decisive(...).decisive`` without the explanation, and without any arithmetic
+        before ``min_votes`` (every galaxy passes through those votes): the platform's check on
+        each counted vote."""
+        limit = self.max_votes if max_votes is None else max_votes
+        if classifications >= limit:
+            return True
+        if classifications < self.min_votes:
+            return False
+        counts = self.tree.counts_vector(vote_counts)[None, :]
+        result = self.change_probabilities(counts, np.array([classifications]), limit)
+        return bool(self.decide(result["probability"], np.array([classifications]), result["remaining"])[0])
+
     def is_decisive(self, vote_counts: Mapping[str, int], prior: Mapping[str, float] | None = None,
                     prior_strength: float = DEFAULT_PRIOR_STRENGTH, classifications: int | None = None,
                     max_votes: int | None = None) -> Decision:

@@ -66,7 +66,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--early-retirement", choices=["off", "on", "both"], default="off",
                         help="the workflow's early_retirement (the consensus check on every counted vote); "
                              "'both' runs each submit workload with it off and on, alternating")
-    parser.add_argument("--retirement-rounds", type=int, default=2, help="off/on pairs per workload with 'both'")
+    parser.add_argument("--retirement-rounds", type=int, default=2, help="off/on pairs per workload with 'both' (in the order off, on, on, off, ...)")
     return parser.parse_args()
 
 
@@ -537,7 +537,9 @@ def main() -> None:
         if args.batch > 1:
             workloads.append((f"next + batch of {args.batch}, mixed", sessions["veteran"] + sessions["new"], False,
                               args.batch))
-        toggles = {"off": [False], "on": [True], "both": [False, True] * args.retirement_rounds}[args.early_retirement]
+        # off, on, on, off, ...: a drift in the machine's load hits both alike.
+        toggles = {"off": [False], "on": [True],
+                   "both": [bool((i + 1) // 2 % 2) for i in range(2 * args.retirement_rounds)]}[args.early_retirement]
         workloads = [w for w in workloads if w[2]] + [
             (f"{label}, early retirement {'on' if early else 'off'}", cookies, False, batch, early)
             for label, cookies, next_only, batch in workloads if not next_only for early in toggles]

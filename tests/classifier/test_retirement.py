@@ -231,6 +231,7 @@ def test_never_retires_before_min_votes_on_any_tally(example, short_by):
     rule = RetirementRule.cached(tree, max_votes=max_votes, min_votes=n + short_by, threshold=0.5)
     decision = rule.is_decisive(counts, classifications=n)
     assert not decision.decisive and "min_votes" in decision.reason
+    assert not rule.decides(counts, n)
 
 
 @settings(max_examples=60, deadline=None)
@@ -306,3 +307,4 @@ def test_the_decision_depends_only_on_the_tally(examples):
                 noisy.setdefault(column, 0)
             assert single.decisive == bool(in_batch)
             assert rule.is_decisive(noisy, classifications=n) == single
+            assert rule.decides(counts, n) is single.decisive  # the platform's fast path
