@@ -31,6 +31,9 @@ agreement. Each lever is compared with the current rule tuned the same way on th
   the current rule's per-question thresholds of the tuning half scaled by one factor, the
   factor chosen on the tuning half (the dynamics depend on the thresholds, so no precomputed
   tensor).
+* **Off-path questions do not block** (``RetirementRule(blocking="majority-path")``): only the
+  questions on the current majority path (first question, then where each majority answer
+  leads) may hold a galaxy; judged, like branch by branch, on the majority-path agreement.
 * **Model prior** (``gz2_kaggle`` only: images exist only there): the Dirichlet head of the
   two-tier design (``classifier.heads``, deep ensemble of 8) on embeddings from the shipped
   encoder ``platform/demo/pack/gz2_default.pt`` (trained on the *encoder* split E only). The
@@ -339,6 +342,8 @@ def run_dataset(votes: bench.VoteSet, prior: np.ndarray | None, args) -> dict:
     splits = [(np.nonzero(halves == s)[0], np.nonzero(halves != s)[0]) for s in (0, 1)]
     rule = RetirementRule(schema, max_votes=bench.COUNT_LIMIT, min_votes=bench.MIN_VOTES,
                           min_scored_votes=bench.MIN_SCORED_VOTES, reach="observed")
+    off_path_rule = RetirementRule(schema, max_votes=bench.COUNT_LIMIT, min_votes=bench.MIN_VOTES,
+                                   min_scored_votes=bench.MIN_SCORED_VOTES, reach="observed", blocking="majority-path")
     strengths = args.prior_strengths if prior is not None else []
     priors = [f"model prior ×{s:g}" for s in strengths]
     replays, path_replays, branch_replays = [], [], []
@@ -349,13 +354,11 @@ def run_dataset(votes: bench.VoteSet, prior: np.ndarray | None, args) -> dict:
         replay.probabilities[SEQUENTIAL] = sequential_tensor(rule, cumulative, replay.limit)
         for strength, name in zip(strengths, priors, strict=True):
             replay.probabilities[name] = prior_tensor(rule, cumulative, replay.limit, prior, strength)
-        window = np.minimum(np.arange(bench.COUNT_LIMIT + 1), cumulative.shape[1] - 1)  # Stripe 82 tops out at 35
-        on_path = majority_path(schema, cumulative[:, window].astype(np.int64))
         scored_path = replay.scored & majority_path(schema, cumulative[:, -1].astype(np.int64))
         path_replay = dataclasses.replace(
             replay, scored=scored_path, clairvoyant=bench.clairvoyant_stop(replay.agrees, scored_path, replay.limit),
             probabilities={CURRENT: replay.probabilities[CURRENT],
-                           OFF_PATH: np.where(on_path, replay.probabilities[CURRENT], 0).astype(np.float32)})
+                           OFF_PATH: bench.probability_tensor(off_path_rule, cumulative, replay.limit)})
         replays.append(replay)
         path_replays.append(path_replay)
         if args.branch:
