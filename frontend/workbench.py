@@ -4,10 +4,12 @@ behind ``review.access.scientist_required`` (anonymous â†’ sign in, volunteers â
 import hashlib
 import json
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_POST
 
 from core.errors import DomainError
 from galaxies.models import Galaxy
@@ -99,8 +101,28 @@ def models(request: HttpRequest, slug: str) -> HttpResponse:
     if left:
         right_questions = {q["question"]: q for q in (right or {}).get("questions", [])}
         pairs = [(q, right_questions.get(q["question"])) for q in left["questions"]]
+    expert_pairs = []
+    if left:
+        right_expert = {q["question"]: q for q in (right or {}).get("expert", {}).get("questions", [])}
+        expert_pairs = [(q, right_expert.get(q["question"])) for q in left["expert"]["questions"]]
     return render(request, "frontend/workbench/models.html", {
-        "workflow": workflow, "versions": versions, "left": left, "right": right, "pairs": pairs})
+        "workflow": workflow, "versions": versions, "left": left, "right": right, "pairs": pairs,
+        "expert_pairs": expert_pairs, "agreement": selectors.volunteer_agreement(workflow=workflow),
+        "awaiting": [v for v in versions if v["activatable"] and (v["gate"] or {}).get("decision") == "awaiting_review"]})
+
+
+@scientist_required
+@require_POST
+def activate_version(request: HttpRequest, slug: str, number: int) -> HttpResponse:
+    """The dashboard's Activate button (a form POST with the CSRF token)."""
+    workflow = get_object_or_404(Workflow, slug=slug)
+    try:
+        version = services.activate_version(workflow=workflow, number=number, user_id=request.user.pk)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Model v{version.number} is now active: the queue follows its scores.")
+    return redirect("workbench-models", slug=workflow.slug)
 
 
 @scientist_required

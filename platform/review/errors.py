@@ -53,3 +53,13 @@ class ScoresPending(DomainError):
 
     status_code = 409
     code = "review_scores_pending"
+
+
+class UnknownModelVersion(DomainError):
+    status_code = 404
+    code = "unknown_model_version"
+
+
+class AlreadyActive(DomainError):
+    status_code = 409
+    code = "model_version_already_active"

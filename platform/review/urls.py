@@ -17,5 +17,9 @@ urlpatterns = [
     path("galaxies/<str:id_str>/flags/", api.FlagListCreateApi.as_view(), name="review-flags"),
     path("flags/<int:pk>/resolve/", api.ResolveFlagApi.as_view(), name="review-flag-resolve"),
     path("workflows/<slug:slug>/models/", api.ModelDashboardApi.as_view(), name="review-models"),
+    path("workflows/<slug:slug>/models/<int:number>/activate/", api.ActivateVersionApi.as_view(),
+         name="review-model-activate"),
+    path("workflows/<slug:slug>/expert-agreement/", api.VolunteerAgreementApi.as_view(),
+         name="review-expert-agreement"),
     path("cone/", api.ConeSearchApi.as_view(), name="review-cone"),
 ]
