@@ -146,7 +146,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             messages.info(request, f"{chosen.workflow.slug} model v{chosen.number} is already the active version.")
             return
         try:
-            version = activate_model_version(model_version_id=chosen.pk)
+            version = activate_model_version(model_version_id=chosen.pk, activated_by_id=request.user.pk)
         except DomainError as exc:
             messages.error(request, exc.message)
             return
