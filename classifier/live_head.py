@@ -81,22 +81,6 @@ def embeddings_from_bytes(rows: Sequence[bytes], dim: int) -> np.ndarray:
     return flat.reshape(len(rows), dim).astype(np.float32)
 
 
-def sample_fraction_bytes(concentrations: np.ndarray, schema: Schema) -> list[bytes]:
-    """Per galaxy, each posterior sample's mean fraction per answer (α_k / A_q of sample t),
-    ``(T, A)`` as float16 bytes: the spread of the MC samples a chart can draw, 2·T·A bytes a
-    galaxy (340 B at T = 5 on the DECaLS tree) instead of the sample concentrations' float32."""
-    conc = np.asarray(concentrations, dtype=np.float64)
-    return embedding_bytes((conc / question_totals(conc, schema)).reshape(conc.shape[0], -1))
-
-
-def sample_fractions_from_bytes(data: bytes, n_answers: int) -> np.ndarray:
-    """Inverse of :func:`sample_fraction_bytes` for one galaxy: ``(T, A)`` float32."""
-    flat = np.frombuffer(bytes(data), dtype=EMBEDDING_DTYPE)
-    if n_answers <= 0 or flat.size % n_answers:
-        raise ValueError(f"sample bytes do not hold rows of {n_answers} answers")
-    return flat.reshape(-1, n_answers).astype(np.float32)
-
-
 def head_to_bytes(head: BayesianHead) -> bytes:
     """The head's weights, standardisation, configuration and tree (a few hundred kB)."""
     buffer = io.BytesIO()

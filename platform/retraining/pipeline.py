@@ -329,7 +329,8 @@ def _prediction_rows(version: ModelVersion, workflow: Workflow, galaxy_ids: list
     """The chunk's predictions and the encoder's pooled features of each galaxy, from one
     encoder pass (the head tier retrains on these without touching images)."""
     from classifier.acquisition import predictive_entropy, tree_bald
-    from classifier.live_head import embedding_bytes, predict_with_features, sample_fraction_bytes
+    from classifier.live_head import embedding_bytes, predict_with_features
+    from classifier.samples import sample_fraction_bytes
 
     checkpoint = local_copy(version.checkpoint.name, sha256=version.checkpoint_sha256)
     predictor = _predictor(str(checkpoint), version.checkpoint_sha256, device)
@@ -589,7 +590,8 @@ def refresh_head(*, run_id: int, timings: dict[str, float] | None = None) -> Tra
 
 def _train_and_apply_head(run: TrainingRun, timings: dict[str, float]) -> None:
     from classifier.heads import HeadConfig, train_head
-    from classifier.live_head import BaldPlan, head_to_bytes, sample_fraction_bytes, score_embeddings
+    from classifier.live_head import BaldPlan, head_to_bytes, score_embeddings
+    from classifier.samples import sample_fraction_bytes
     from classifier.metrics import evaluate
     from classifier.schema import Schema
 
