@@ -97,17 +97,23 @@ def models(request: HttpRequest, slug: str) -> HttpResponse:
     other = next((v for v in versions if v is not active), None)
     left = _chosen(versions, request.GET.get("a"), active)
     right = _chosen(versions, request.GET.get("b"), other)
-    pairs = []
+    rows = []
     if left:
-        right_questions = {q["question"]: q for q in (right or {}).get("questions", [])}
-        pairs = [(q, right_questions.get(q["question"])) for q in left["questions"]]
-    expert_pairs = []
-    if left:
-        right_expert = {q["question"]: q for q in (right or {}).get("expert", {}).get("questions", [])}
-        expert_pairs = [(q, right_expert.get(q["question"])) for q in left["expert"]["questions"]]
+        def by_question(version: dict | None, part: str) -> dict:
+            questions = (version or {}).get("questions", []) if part == "holdout" else \
+                (version or {}).get("expert", {}).get("questions", [])
+            return {q["question"]: q for q in questions}
+
+        parts = {(side, part): by_question(version, part) for side, version in (("l", left), ("r", right))
+                 for part in ("holdout", "expert")}
+        keys = [*parts["l", "expert"], *(k for k in parts["l", "holdout"] if k not in parts["l", "expert"])]
+        missing = {"n_confident": None}
+        rows = [{"question": key, "left": parts["l", "holdout"].get(key) or missing,
+                 "right": parts["r", "holdout"].get(key) or missing, "expert_left": parts["l", "expert"].get(key) or {},
+                 "expert_right": parts["r", "expert"].get(key) or {}} for key in keys]
     return render(request, "frontend/workbench/models.html", {
-        "workflow": workflow, "versions": versions, "left": left, "right": right, "pairs": pairs,
-        "expert_pairs": expert_pairs, "agreement": selectors.volunteer_agreement(workflow=workflow),
+        "workflow": workflow, "versions": versions, "left": left, "right": right, "rows": rows,
+        "agreement": selectors.volunteer_agreement(workflow=workflow),
         "awaiting": [v for v in versions if v["activatable"] and (v["gate"] or {}).get("decision") == "awaiting_review"]})
 
 
