@@ -591,8 +591,8 @@ def refresh_head(*, run_id: int, timings: dict[str, float] | None = None) -> Tra
 def _train_and_apply_head(run: TrainingRun, timings: dict[str, float]) -> None:
     from classifier.heads import HeadConfig, train_head
     from classifier.live_head import BaldPlan, head_to_bytes, score_embeddings
-    from classifier.samples import sample_fraction_bytes
     from classifier.metrics import evaluate
+    from classifier.samples import sample_fraction_bytes
     from classifier.schema import Schema
 
     workflow = run.workflow

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from classifier.samples import sample_fractions_from_bytes
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -17,6 +16,7 @@ from rest_framework.test import APIClient
 
 from classifications.models import SubjectStatus
 from classifications.selectors import next_subjects
+from classifier.samples import sample_fractions_from_bytes
 from retraining.errors import CannotActivate, RunAlreadyActive, RunFinished
 from retraining.models import ModelVersion, Prediction, TrainingRun
 from retraining.pipeline import execute_run_inline, sha256_of
