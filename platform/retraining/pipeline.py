@@ -491,6 +491,10 @@ def apply_priorities(*, run_id: int) -> TrainingRun:
             return runs.finish_run(run_id=run_id, figures=_encoder_gate_figures(run))
         except runs.ChampionChanged as exc:
             logger.info("%s; comparing again", exc)
+        except Exception:  # noqa: BLE001 — the run fails with the traceback; the active model is untouched
+            logger.exception("training run %s: the gate failed", run_id)
+            runs.fail_run(run_id=run_id, attempt=None, error=traceback.format_exc())
+            return TrainingRun.objects.get(pk=run_id)
     runs.fail_run(run_id=run_id, attempt=None,
                   error=f"the active model changed {GATE_ATTEMPTS} times while the gate compared; run again")
     return TrainingRun.objects.get(pk=run_id)

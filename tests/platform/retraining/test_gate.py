@@ -133,3 +133,18 @@ def test_heads_are_judged_against_their_encoder_and_a_held_head_does_not_stop_th
     settings.HEAD_REFRESH_AFTER_CLASSIFICATIONS = 5
     seed_votes(decals, voted[:5], volunteers=1, seed=11)
     assert maybe_start_head_refresh(workflow_id=decals.pk) is not None
+
+
+def test_a_gate_that_cannot_compute_fails_the_run_and_keeps_the_champion(decals, voted, monkeypatch):
+    from retraining import pipeline
+
+    first = run_encoder(decals).model_version
+    before = priorities(decals)
+
+    def broken(version, galaxy_ids):
+        raise OSError("champion checkpoint unreadable")
+
+    monkeypatch.setattr(pipeline, "version_concentrations", broken)
+    run = run_encoder(decals)
+    assert run.status == TrainingRun.Status.FAILED and "champion checkpoint unreadable" in run.error
+    assert ModelVersion.objects.get(workflow=decals, is_active=True) == first and priorities(decals) == before
