@@ -27,7 +27,9 @@ from workflows.models import Workflow
 
 from .conftest import GATE_OPEN, TINY_HEAD, TINY_TRAINING, make_galaxies, simulated_answer
 
-pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# serialized_rollback: its teardown flush then skips post_migrate, whose re-created content types
+# (new ids) would collide with test_worker.py's serialized restore when both run in one session.
+pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RUN_TIMEOUT = 300
 HEAD_AFTER = 10
