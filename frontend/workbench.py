@@ -4,10 +4,12 @@ behind ``review.access.scientist_required`` (anonymous â†’ sign in, volunteers â
 import hashlib
 import json
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_POST
 
 from core.errors import DomainError
 from galaxies.models import Galaxy
@@ -95,12 +97,38 @@ def models(request: HttpRequest, slug: str) -> HttpResponse:
     other = next((v for v in versions if v is not active), None)
     left = _chosen(versions, request.GET.get("a"), active)
     right = _chosen(versions, request.GET.get("b"), other)
-    pairs = []
+    rows = []
     if left:
-        right_questions = {q["question"]: q for q in (right or {}).get("questions", [])}
-        pairs = [(q, right_questions.get(q["question"])) for q in left["questions"]]
+        def by_question(version: dict | None, part: str) -> dict:
+            questions = (version or {}).get("questions", []) if part == "holdout" else \
+                (version or {}).get("expert", {}).get("questions", [])
+            return {q["question"]: q for q in questions}
+
+        parts = {(side, part): by_question(version, part) for side, version in (("l", left), ("r", right))
+                 for part in ("holdout", "expert")}
+        keys = [*parts["l", "expert"], *(k for k in parts["l", "holdout"] if k not in parts["l", "expert"])]
+        missing = {"n_confident": None}
+        rows = [{"question": key, "left": parts["l", "holdout"].get(key) or missing,
+                 "right": parts["r", "holdout"].get(key) or missing, "expert_left": parts["l", "expert"].get(key) or {},
+                 "expert_right": parts["r", "expert"].get(key) or {}} for key in keys]
     return render(request, "frontend/workbench/models.html", {
-        "workflow": workflow, "versions": versions, "left": left, "right": right, "pairs": pairs})
+        "workflow": workflow, "versions": versions, "left": left, "right": right, "rows": rows,
+        "agreement": selectors.volunteer_agreement(workflow=workflow),
+        "awaiting": [v for v in versions if v["activatable"] and (v["gate"] or {}).get("decision") == "awaiting_review"]})
+
+
+@scientist_required
+@require_POST
+def activate_version(request: HttpRequest, slug: str, number: int) -> HttpResponse:
+    """The dashboard's Activate button (a form POST with the CSRF token)."""
+    workflow = get_object_or_404(Workflow, slug=slug)
+    try:
+        version = services.activate_version(workflow=workflow, number=number, user_id=request.user.pk)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Model v{version.number} is now active: the queue follows its scores.")
+    return redirect("workbench-models", slug=workflow.slug)
 
 
 @scientist_required

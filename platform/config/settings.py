@@ -397,6 +397,9 @@ RETRAIN_PROGRESS_INTERVAL = env.float("RETRAIN_PROGRESS_INTERVAL", default=2.0)
 RETRAIN_HEARTBEAT_TIMEOUT = env.int("RETRAIN_HEARTBEAT_TIMEOUT", default=600)
 RETRAIN_SOFT_TIME_LIMIT = env.int("RETRAIN_SOFT_TIME_LIMIT", default=4 * 3600)
 RETRAIN_CHUNK_TIME_LIMIT = env.int("RETRAIN_CHUNK_TIME_LIMIT", default=1800)
+# Champion/challenger gate (retraining.gate): a finished run's version is activated only when its
+# mean hold-out loss is at most (1 + this) × the champion's on the same galaxies and votes.
+ACTIVATION_MAX_LOSS_INCREASE = env.float("ACTIVATION_MAX_LOSS_INCREASE", default=0.0)
 # The live queue (docs/retraining.md, "Live queue"): a Bayesian head on the active encoder's
 # stored embeddings, refreshed on the CPU queue after this many counted votes (0 disables).
 HEAD_REFRESH_AFTER_CLASSIFICATIONS = env.int("HEAD_REFRESH_AFTER_CLASSIFICATIONS", default=30)

@@ -37,7 +37,8 @@ class TrainingRunListCreateApi(ListAPIView):
         head = data["kind"] == TrainingRun.Kind.HEAD
         run = start_training_run(workflow=workflow, trigger=TrainingRun.Trigger.API, triggered_by_id=request.user.pk,
                                  kind=data["kind"], full_retrain=data["full_retrain"],
-                                 overrides=data.get("head") if head else data.get("hyperparameters"))
+                                 overrides=data.get("head") if head else data.get("hyperparameters"),
+                                 expert_weight=data["expert_weight"])
         enqueue_training(run.pk)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
@@ -79,4 +80,5 @@ class ModelVersionActivateApi(APIView):
                            "priorities (admin)", request=None, responses=ModelVersionSerializer)
     def post(self, request: Request, pk: int) -> Response:
         get_object_or_404(ModelVersion, pk=pk)
-        return Response(ModelVersionSerializer(activate_model_version(model_version_id=pk)).data)
+        return Response(ModelVersionSerializer(activate_model_version(model_version_id=pk,
+                                                                      activated_by_id=request.user.pk)).data)

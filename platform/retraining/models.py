@@ -43,6 +43,10 @@ class TrainingRun(models.Model):
         ENCODER = "encoder", "Encoder (full model on images, gpu queue)"
         HEAD = "head", "Head refresh (Bayesian head on stored embeddings, default queue)"
 
+    class Gate(models.TextChoices):
+        ACTIVATED = "activated", "Activated (not worse than the champion)"
+        AWAITING_REVIEW = "awaiting_review", "Awaiting review (worse than the champion)"
+
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
     FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
@@ -63,6 +67,8 @@ class TrainingRun(models.Model):
                                                      "embeddings the head is trained on.")
     hyperparameters = models.JSONField(default=dict, help_text="The full training configuration.")
     device = models.CharField(max_length=32, blank=True)
+    expert_weight = models.PositiveSmallIntegerField(
+        default=0, help_text="Each expert answer adds this many votes to the training targets (0: volunteers only).")
 
     # The training set, frozen when the run starts: the exact catalogue passed to training.
     snapshot_file = models.CharField(max_length=300, blank=True, help_text="CSV under MEDIA_ROOT.")
@@ -83,6 +89,18 @@ class TrainingRun(models.Model):
     prediction_chunks_done = models.JSONField(default=list, blank=True)
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)
+
+    # The champion/challenger gate (retraining.gate), decided when the run finishes.
+    gate_decision = models.CharField(max_length=16, choices=Gate.choices, blank=True)
+    gate_reason = models.CharField(max_length=300, blank=True)
+    gate_champion = models.ForeignKey("ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="challenged_runs",
+                                      help_text="The version the new model was compared with.")
+    gate_challenger_loss = models.FloatField(null=True, blank=True,
+                                             help_text="Mean hold-out loss (nats a galaxy) of the new model.")
+    gate_champion_loss = models.FloatField(null=True, blank=True,
+                                           help_text="The champion's, on the same galaxies and votes.")
+    gate_galaxies = models.PositiveIntegerField(default=0, help_text="Hold-out galaxies both models scored.")
 
     attempt = models.PositiveIntegerField(default=0, help_text="How many times a worker has taken the run up.")
     worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker process training it.")
@@ -137,6 +155,9 @@ class ModelVersion(models.Model):
     predictions_complete = models.BooleanField(default=False)
     is_active = models.BooleanField(default=False)
     activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="activated_model_versions",
+                                     help_text="Who activated it last (empty: the gate did, automatically).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -167,6 +188,8 @@ class Prediction(models.Model):
     upper = models.JSONField(help_text="Upper end of the 90% credible interval per answer.")
     acquisition = models.FloatField(help_text="Tree-wide BALD: expected information from 40 more votes.")
     entropy = models.FloatField(help_text="Predictive entropy summed over the tree.")
+    sample_fractions = models.BinaryField(
+        null=True, blank=True, help_text="Each posterior sample's mean fraction per answer, (T, A) float16 bytes.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

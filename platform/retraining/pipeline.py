@@ -28,16 +28,18 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from classifications.models import Classification, SubjectStatus
 from core.storage import local_copy, read_bytes, read_many, sha256_of_bytes
+from galaxies.models import Galaxy
 from workflows.models import Workflow
 
-from . import runs
+from . import gate, runs
 from .errors import NotEnoughTrainingData
 from .models import GalaxyEmbedding, ModelVersion, Prediction, TrainingRun
 from .services import prune_head_predictions
+from .vote_sources import expert_votes
 
 logger = logging.getLogger(__name__)
 
@@ -84,24 +86,33 @@ def vote_provenance(workflow: Workflow) -> dict[str, Any]:
             "snapshot_simulated_classifications": votes.filter(id__lte=last_id or 0, is_simulated=True).count()}
 
 
-def build_snapshot(*, workflow: Workflow, holdout_fraction: float) -> tuple[pd.DataFrame, dict[str, Any]]:
+def build_snapshot(*, workflow: Workflow, holdout_fraction: float,
+                   expert_weight: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every galaxy of the workflow with votes: ``id_str``, ``file_loc``, ``split`` and one
     count column per answer of the current tree. The hold-out is the galaxies whose fixed
     uniform ``random_key`` is below ``holdout_fraction``: chosen before any model existed,
-    identical for every run (versions are compared on the same galaxies) and never trained on."""
+    identical for every run (versions are compared on the same galaxies) and never trained on.
+    With ``expert_weight`` > 0 the training galaxies' counts include their expert votes
+    (``vote_sources``; expert-labelled galaxies without volunteer votes join the training set)."""
     provenance = vote_provenance(workflow)
     columns = workflow.decision_tree.answer_columns
-    rows = (SubjectStatus.objects.filter(workflow=workflow, classification_count__gt=0)
-            .order_by("galaxy_id").values_list("galaxy__id_str", "galaxy__image", "vote_counts", "random_key"))
+    extra = expert_votes(workflow=workflow, weight=expert_weight)
+    rows = (SubjectStatus.objects.filter(Q(classification_count__gt=0) | Q(galaxy_id__in=list(extra)),
+                                         workflow=workflow)
+            .order_by("galaxy_id").values_list("galaxy_id", "galaxy__id_str", "galaxy__image", "vote_counts",
+                                               "random_key"))
     records = []
-    for id_str, image, counts, random_key in rows.iterator(chunk_size=2000):
+    for galaxy_id, id_str, image, counts, random_key in rows.iterator(chunk_size=2000):
         if not image:
             continue
         if not default_storage.exists(image):
             continue
-        records.append({"id_str": id_str, "file_loc": image,
-                        SPLIT_COLUMN: HOLDOUT if random_key < holdout_fraction else TRAIN,
-                        **{c: int(counts.get(c, 0)) for c in columns}})
+        held = random_key < holdout_fraction
+        added = {} if held else extra.get(galaxy_id, {})
+        row = {c: int(counts.get(c, 0)) + added.get(c, 0) for c in columns}
+        if not any(row.values()):
+            continue
+        records.append({"id_str": id_str, "file_loc": image, SPLIT_COLUMN: HOLDOUT if held else TRAIN, **row})
     frame = pd.DataFrame.from_records(records, columns=["id_str", "file_loc", SPLIT_COLUMN, *columns])
     return frame, provenance
 
@@ -113,7 +124,8 @@ def _load_or_take_snapshot(run: TrainingRun) -> pd.DataFrame:
         if sha256_of_bytes(data) != run.snapshot_sha256:
             raise RuntimeError(f"training-set snapshot {run.snapshot_file} does not match its checksum")
         return pd.read_csv(io.BytesIO(data))
-    frame, provenance = build_snapshot(workflow=run.workflow, holdout_fraction=settings.RETRAIN_HOLDOUT_FRACTION)
+    frame, provenance = build_snapshot(workflow=run.workflow, holdout_fraction=settings.RETRAIN_HOLDOUT_FRACTION,
+                                       expert_weight=run.expert_weight)
     n_train = int((frame[SPLIT_COLUMN] == TRAIN).sum())
     if n_train < settings.RETRAIN_MIN_GALAXIES:
         raise NotEnoughTrainingData(f"needs at least {settings.RETRAIN_MIN_GALAXIES} classified galaxies outside "
@@ -318,6 +330,7 @@ def _prediction_rows(version: ModelVersion, workflow: Workflow, galaxy_ids: list
     encoder pass (the head tier retrains on these without touching images)."""
     from classifier.acquisition import predictive_entropy, tree_bald
     from classifier.live_head import embedding_bytes, predict_with_features
+    from classifier.samples import sample_fraction_bytes
 
     checkpoint = local_copy(version.checkpoint.name, sha256=version.checkpoint_sha256)
     predictor = _predictor(str(checkpoint), version.checkpoint_sha256, device)
@@ -325,9 +338,10 @@ def _prediction_rows(version: ModelVersion, workflow: Workflow, galaxy_ids: list
                                                   grid_points=settings.RETRAIN_INTERVAL_GRID_POINTS)
     acquisition = tree_bald(predictions.concentrations, predictor.schema, n_total=workflow.retirement_count)
     entropy = predictive_entropy(predictions.concentrations, predictor.schema)
+    samples = sample_fraction_bytes(predictions.concentrations, predictor.schema)
     rows = [Prediction(model_version=version, galaxy_id=gid, fractions=_rounded(predictions.fractions[i]),
                        lower=_rounded(predictions.lower[i]), upper=_rounded(predictions.upper[i]),
-                       acquisition=float(acquisition[i]), entropy=float(entropy[i]))
+                       acquisition=float(acquisition[i]), entropy=float(entropy[i]), sample_fractions=samples[i])
             for i, gid in enumerate(galaxy_ids)]
     embeddings = [GalaxyEmbedding(model_version=version, galaxy_id=gid, vector=vector)
                   for gid, vector in zip(galaxy_ids, embedding_bytes(features))]
@@ -391,9 +405,99 @@ def install_pretrained_model(*, workflow: Workflow, checkpoint: Path, metrics: d
     return services.activate_model_version(model_version_id=version.pk)
 
 
+# ---------------------------------------------------------------- the champion/challenger gate
+def version_concentrations(version: ModelVersion, galaxy_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Any version's posterior samples ``(G, T, A)`` for those of ``galaxy_ids`` it can score
+    (returned, sorted): a head from its encoder's stored embeddings, an encoder from the images
+    (MC dropout with a fixed seed, so the figure is reproducible)."""
+    import torch
+
+    wanted = np.unique(np.asarray(galaxy_ids, dtype=np.int64))
+    if version.kind == TrainingRun.Kind.HEAD:
+        from classifier.live_head import head_from_bytes
+
+        ids, embeddings = load_embeddings(model_version_id=version.encoder_id, galaxy_ids=wanted)
+        head = head_from_bytes(read_bytes(version.checkpoint.name))
+        return ids, head.sample_concentrations(embeddings)
+    stored = list(Galaxy.objects.filter(pk__in=wanted.tolist()).exclude(image="").order_by("pk")
+                  .values_list("pk", "image"))
+    images = _read_images([image for _, image in stored])
+    ids = np.asarray([pk for (pk, _), image in zip(stored, images, strict=True) if image is not None], dtype=np.int64)
+    images = [image for image in images if image is not None]
+    if not images:
+        return ids, np.zeros((0, 1, len(version.answer_columns)), dtype=np.float32)
+    checkpoint = local_copy(version.checkpoint.name, sha256=version.checkpoint_sha256)
+    torch.manual_seed(0)
+    return ids, _posterior(_predictor(str(checkpoint), version.checkpoint_sha256, "cpu"), images).concentrations
+
+
+def gate_figures(*, champion: ModelVersion | None, galaxy_ids: np.ndarray, counts: np.ndarray,
+                 challenger: tuple[np.ndarray, np.ndarray], schema) -> gate.GateFigures:
+    """Mean hold-out loss (per-galaxy mixture NLL of the votes, ``classifier.heads.mixture_nll``)
+    of the challenger and the champion on the galaxies both score, with the same ``counts``
+    (rows follow ``galaxy_ids``). ``challenger`` is its ``(ids, concentrations)``."""
+    from classifier.heads import mixture_nll
+
+    if champion is None:
+        return gate.GateFigures(champion_id=None)
+    order = np.argsort(galaxy_ids)
+    galaxy_ids, counts = np.asarray(galaxy_ids)[order], np.asarray(counts)[order]
+    champion_ids, champion_conc = version_concentrations(champion, galaxy_ids)
+    challenger_ids, challenger_conc = challenger
+    common = np.intersect1d(np.intersect1d(champion_ids, challenger_ids), galaxy_ids)
+    if len(common) < gate.MIN_GALAXIES:
+        return gate.GateFigures(champion_id=champion.pk, n_galaxies=len(common))
+    votes = counts[np.searchsorted(galaxy_ids, common)]
+
+    def loss(ids: np.ndarray, concentrations: np.ndarray) -> float:
+        rows = np.searchsorted(ids, common)
+        return round(float(mixture_nll(concentrations[rows], votes, schema).mean()), ROUND_DIGITS)
+
+    return gate.GateFigures(champion_id=champion.pk, n_galaxies=len(common),
+                            challenger_loss=loss(np.asarray(challenger_ids), challenger_conc),
+                            champion_loss=loss(champion_ids, champion_conc))
+
+
+def _encoder_gate_figures(run: TrainingRun) -> gate.GateFigures:
+    """Both models on the run's frozen hold-out (the snapshot's galaxies and vote counts)."""
+    from classifier.schema import Schema
+
+    champion = gate.champion_for(run)
+    if champion is None:
+        return gate.GateFigures(champion_id=None)
+    frame = _load_or_take_snapshot(run)
+    held = frame[frame[SPLIT_COLUMN] == HOLDOUT]
+    pks = dict(Galaxy.objects.filter(id_str__in=list(held["id_str"])).values_list("id_str", "pk"))
+    held = held[held["id_str"].isin(pks)]
+    galaxy_ids = held["id_str"].map(pks).to_numpy(dtype=np.int64)
+    counts = held[list(run.workflow.decision_tree.answer_columns)].to_numpy(dtype=np.float64)
+    return gate_figures(champion=champion, galaxy_ids=galaxy_ids, counts=counts,
+                        challenger=version_concentrations(run.model_version, galaxy_ids),
+                        schema=Schema(run.workflow.decision_tree))
+
+
+GATE_ATTEMPTS = 3
+
+
 def apply_priorities(*, run_id: int) -> TrainingRun:
-    """Step 3: the new version becomes active and its scores the queue priorities; the run succeeds."""
-    return runs.finish_run(run_id=run_id)
+    """Step 3: the gate compares the new version with the champion; if it is not worse it
+    becomes active and its scores the queue priorities, else it waits for review; the run
+    succeeds either way. Computed again if another version became active meanwhile."""
+    for _ in range(GATE_ATTEMPTS):
+        run = TrainingRun.objects.select_related("model_version", "workflow", "init_model_version").get(pk=run_id)
+        if run.status != TrainingRun.Status.RUNNING or run.stage != TrainingRun.Stage.APPLYING:
+            return run
+        try:
+            return runs.finish_run(run_id=run_id, figures=_encoder_gate_figures(run))
+        except runs.ChampionChanged as exc:
+            logger.info("%s; comparing again", exc)
+        except Exception:  # noqa: BLE001 — the run fails with the traceback; the active model is untouched
+            logger.exception("training run %s: the gate failed", run_id)
+            runs.fail_run(run_id=run_id, attempt=None, error=traceback.format_exc())
+            return TrainingRun.objects.get(pk=run_id)
+    runs.fail_run(run_id=run_id, attempt=None,
+                  error=f"the active model changed {GATE_ATTEMPTS} times while the gate compared; run again")
+    return TrainingRun.objects.get(pk=run_id)
 
 
 def execute_run_inline(*, run_id: int, log: Callable[[str], None] = print) -> TrainingRun:
@@ -408,12 +512,15 @@ def execute_run_inline(*, run_id: int, log: Callable[[str], None] = print) -> Tr
 
 
 # ---------------------------------------------------------------- head refresh (the live queue)
-def load_embeddings(*, model_version_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Galaxy ids ``(G,)`` and their stored embeddings ``(G, D)`` float32 of one encoder version."""
+def load_embeddings(*, model_version_id: int, galaxy_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Galaxy ids ``(G,)`` and their stored embeddings ``(G, D)`` float32 of one encoder version
+    (all of its galaxies, or those of ``galaxy_ids`` it has)."""
     from classifier.live_head import EMBEDDING_DTYPE, embeddings_from_bytes
 
-    rows = list(GalaxyEmbedding.objects.filter(model_version_id=model_version_id).order_by("galaxy_id")
-                .values_list("galaxy_id", "vector"))
+    stored = GalaxyEmbedding.objects.filter(model_version_id=model_version_id)
+    if galaxy_ids is not None:
+        stored = stored.filter(galaxy_id__in=[int(i) for i in galaxy_ids])
+    rows = list(stored.order_by("galaxy_id").values_list("galaxy_id", "vector"))
     if not rows:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
     ids, vectors = zip(*rows)
@@ -421,21 +528,29 @@ def load_embeddings(*, model_version_id: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(ids, dtype=np.int64), embeddings_from_bytes(vectors, dim)
 
 
-def head_training_set(*, workflow: Workflow) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Voted galaxies' ids and vote counts ``(N, A)`` in tree order, whether each is in the fixed
-    hold-out, and the unretired galaxies' ids (the ones to rescore)."""
+def head_training_set(*, workflow: Workflow,
+                      expert_weight: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Voted galaxies' ids and vote counts ``(N, A)`` in tree order (outside the hold-out, plus
+    their expert votes at ``expert_weight``, as in :func:`build_snapshot`), whether each is in
+    the fixed hold-out, and the unretired galaxies' ids (the ones to rescore)."""
     tree = workflow.decision_tree
     holdout_fraction = settings.RETRAIN_HOLDOUT_FRACTION
+    extra = expert_votes(workflow=workflow, weight=expert_weight)
     statuses = SubjectStatus.objects.filter(workflow=workflow)
-    voted = list(statuses.filter(classification_count__gt=0).order_by("galaxy_id")
-                 .values_list("galaxy_id", "vote_counts", "random_key"))
+    voted = []
+    for galaxy_id, counts, random_key in (statuses.filter(Q(classification_count__gt=0) | Q(galaxy_id__in=list(extra)))
+                                          .order_by("galaxy_id").values_list("galaxy_id", "vote_counts", "random_key")):
+        held = random_key < holdout_fraction
+        added = {} if held else extra.get(galaxy_id, {})
+        vector = tree.counts_vector({c: counts.get(c, 0) + added.get(c, 0) for c in {*counts, *added}})
+        if vector.any():
+            voted.append((galaxy_id, vector, held))
     ids = np.asarray([row[0] for row in voted], dtype=np.int64)
-    counts = (np.stack([tree.counts_vector(row[1]) for row in voted]) if voted
-              else np.zeros((0, tree.n_answers)))
-    holdout = np.asarray([row[2] < holdout_fraction for row in voted], dtype=bool)
+    counts_matrix = np.stack([row[1] for row in voted]) if voted else np.zeros((0, tree.n_answers))
+    holdout = np.asarray([row[2] for row in voted], dtype=bool)
     unretired = np.asarray(statuses.filter(retired_at__isnull=True).order_by("galaxy_id")
                            .values_list("galaxy_id", flat=True), dtype=np.int64)
-    return ids, counts, holdout, unretired
+    return ids, counts_matrix, holdout, unretired
 
 
 def _rows_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -481,6 +596,7 @@ def _train_and_apply_head(run: TrainingRun, timings: dict[str, float]) -> None:
     from classifier.heads import HeadConfig, train_head
     from classifier.live_head import BaldPlan, head_to_bytes, score_embeddings
     from classifier.metrics import evaluate
+    from classifier.samples import sample_fraction_bytes
     from classifier.schema import Schema
 
     workflow = run.workflow
@@ -491,7 +607,7 @@ def _train_and_apply_head(run: TrainingRun, timings: dict[str, float]) -> None:
 
     clock = time.perf_counter()
     provenance = vote_provenance(workflow)
-    voted_ids, counts, holdout, unretired = head_training_set(workflow=workflow)
+    voted_ids, counts, holdout, unretired = head_training_set(workflow=workflow, expert_weight=run.expert_weight)
     embedded_ids, embeddings = load_embeddings(model_version_id=run.init_model_version_id)
     timings["load"] = time.perf_counter() - clock
 
@@ -517,12 +633,20 @@ def _train_and_apply_head(run: TrainingRun, timings: dict[str, float]) -> None:
                     screen_mc_samples=settings.HEAD_REFRESH_SCREEN_MC_SAMPLES)
     scores = score_embeddings(head, embeddings[scored_rows], n_total=workflow.retirement_count, plan=plan)
     metrics: dict[str, Any] = {"n_galaxies": int(held.sum()), "note": "too few classified hold-out galaxies"}
+    held_concentrations = np.zeros((0, 1, schema.n_answers))
     if held.sum() >= 2:
         held_scores = score_embeddings(head, embeddings[_rows_of(embedded_ids, voted_ids[held])],
                                        n_total=workflow.retirement_count, plan=plan)
-        metrics = evaluate(held_scores.concentrations, counts[held], schema, lower=held_scores.lower,
+        held_concentrations = held_scores.concentrations
+        metrics = evaluate(held_concentrations, counts[held], schema, lower=held_scores.lower,
                            upper=held_scores.upper)
     timings["score"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    held_ids = voted_ids[held] if held.sum() >= 2 else voted_ids[:0]
+    figures = gate_figures(champion=gate.champion_for(run), galaxy_ids=held_ids, counts=counts[held][:len(held_ids)],
+                           challenger=(held_ids, held_concentrations), schema=schema)
+    timings["gate"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     weights = head_to_bytes(head)
@@ -537,13 +661,15 @@ def _train_and_apply_head(run: TrainingRun, timings: dict[str, float]) -> None:
                 checkpoint_bytes=len(weights), metrics=metrics,
                 train_metrics={"train_seconds": round(head.train_seconds, 3), "galaxies": int(train.sum())},
                 history=[], device="cpu", chunks=[[int(galaxy_ids.min()), int(galaxy_ids.max())]] if len(galaxy_ids) else [])
+            samples = sample_fraction_bytes(scores.concentrations, schema)
             rows = [Prediction(model_version=version, galaxy_id=int(gid), fractions=_rounded(scores.fractions[i]),
                                lower=_rounded(scores.lower[i]), upper=_rounded(scores.upper[i]),
-                               acquisition=float(scores.acquisition[i]), entropy=float(scores.entropy[i]))
+                               acquisition=float(scores.acquisition[i]), entropy=float(scores.entropy[i]),
+                               sample_fractions=samples[i])
                     for i, gid in enumerate(galaxy_ids)]
             if rows:
                 runs.record_chunk(run_id=run.pk, chunk_index=0, rows=rows)
-            finished = runs.finish_run(run_id=run.pk)
+            finished = runs.finish_run(run_id=run.pk, figures=figures)
     except BaseException:
         default_storage.delete(stored_name)
         raise

@@ -25,7 +25,9 @@ from django.utils import timezone
 from classifications.models import Classification
 from workflows.models import Workflow
 
+from . import gate
 from .errors import CannotActivate, NoEmbeddings, RunAlreadyActive, RunFinished
+from .gate import GateFigures
 from .models import GalaxyEmbedding, ModelVersion, Prediction, TrainingRun
 from .selectors import active_encoder_version
 from .services import activate_model_version
@@ -90,7 +92,8 @@ def _head_encoder(workflow: Workflow) -> ModelVersion:
 @transaction.atomic
 def start_training_run(*, workflow: Workflow, trigger: str, triggered_by_id: int | None = None,
                        full_retrain: bool = False, preset: str | None = None,
-                       overrides: dict[str, Any] | None = None, kind: str = TrainingRun.Kind.ENCODER) -> TrainingRun:
+                       overrides: dict[str, Any] | None = None, kind: str = TrainingRun.Kind.ENCODER,
+                       expert_weight: int = 0) -> TrainingRun:
     """Queue a run of ``workflow``; the caller sends it to a worker (``tasks.enqueue_training``)
     or executes it in-process (``pipeline.execute_run_inline``).
 
@@ -102,14 +105,15 @@ def start_training_run(*, workflow: Workflow, trigger: str, triggered_by_id: int
     ``full_retrain``. The training configuration is a ``TrainConfig`` preset
     (``RETRAIN_TRAIN_PRESET`` unless ``preset``) plus ``RETRAIN_TRAIN_OVERRIDES`` and
     ``overrides``. Raises :class:`RunAlreadyActive` while another run of the workflow is queued
-    or running (the database enforces it too)."""
+    or running (the database enforces it too). ``expert_weight`` > 0 adds that many votes per
+    expert answer to the training targets (``vote_sources``)."""
     reap_stale_runs(workflow=workflow)
     active = TrainingRun.objects.filter(workflow=workflow, kind=kind, status__in=TrainingRun.ACTIVE_STATUSES).first()
     if active is not None:
         raise RunAlreadyActive(f"{kind} run {active.pk} of '{workflow.slug}' is already {active.status}",
                                field="workflow", detail={"run": active.pk})
     run = TrainingRun(workflow=workflow, kind=kind, workflow_version=workflow.version, tree_hash=workflow.tree_hash,
-                      trigger=trigger, triggered_by_id=triggered_by_id)
+                      trigger=trigger, triggered_by_id=triggered_by_id, expert_weight=expert_weight)
     if kind == TrainingRun.Kind.HEAD:
         run.init_model_version = _head_encoder(workflow)
         run.hyperparameters = {"head": {**settings.HEAD_REFRESH_CONFIG, **(overrides or {})}}
@@ -319,10 +323,9 @@ def reap_stale_runs(*, stale_after: timedelta | None = None, workflow: Workflow 
 
 
 # ---------------------------------------------------------------- running: predicting, applying
-def _require_encoder_still_active(run: TrainingRun) -> None:
+def _require_encoder_still_active(run: TrainingRun, workflow: Workflow) -> None:
     """A head scored with one encoder's embeddings must not replace a newer encoder's scores
     (checked under the workflow lock that activation takes too)."""
-    workflow = Workflow.objects.select_for_update().get(pk=run.workflow_id)
     current = active_encoder_version(workflow=workflow)
     if current is None or current.pk != run.init_model_version_id:
         raise CannotActivate(f"the head was trained on the embeddings of model v{run.init_model_version.number}, "
@@ -363,27 +366,50 @@ def record_chunk(*, run_id: int, chunk_index: int, rows: list[Prediction],
     return complete
 
 
+class ChampionChanged(RuntimeError):
+    """Another version became active after the gate's figures were computed: compute them again."""
+
+
 @transaction.atomic
-def finish_run(*, run_id: int) -> TrainingRun:
-    """Applying → succeeded: the new version becomes active and its scores the queue
-    priorities, and the run succeeds — in one transaction, so the queue never mixes two
-    models. A version that cannot be activated fails the run instead."""
+def finish_run(*, run_id: int, figures: GateFigures) -> TrainingRun:
+    """Applying → succeeded. The gate (``gate.decide`` on ``figures``) says whether the new
+    version becomes active — its scores the queue priorities, in this same transaction, so the
+    queue never mixes two models — or waits for review (inactive, predictions complete, both
+    losses recorded on the run). A version that cannot be activated fails the run instead.
+    Raises :class:`ChampionChanged` when ``figures`` were computed against a champion that is no
+    longer the one (checked under the workflow lock that activation takes too)."""
     run = TrainingRun.objects.select_for_update(of=("self",)).select_related("model_version").get(pk=run_id)
     if run.status != TrainingRun.Status.RUNNING or run.stage != TrainingRun.Stage.APPLYING:
         return run
     version = run.model_version
     ModelVersion.objects.filter(pk=version.pk).update(predictions_complete=True)
+    workflow = Workflow.objects.select_for_update().get(pk=run.workflow_id)
+    champion = gate.champion_for(run)
+    if (champion.pk if champion else None) != figures.champion_id:
+        raise ChampionChanged(f"run {run.pk}: the champion is now {champion}, not version {figures.champion_id}")
+    decision = gate.decide(figures)
+    run.gate_champion_id, run.gate_galaxies = figures.champion_id, figures.n_galaxies
+    run.gate_challenger_loss, run.gate_champion_loss = figures.challenger_loss, figures.champion_loss
+    run.gate_reason = decision.reason[:300]
     try:
         with transaction.atomic():
             if run.kind == TrainingRun.Kind.HEAD:
-                _require_encoder_still_active(run)
-            activate_model_version(model_version_id=version.pk)
+                _require_encoder_still_active(run, workflow)
+            if decision.activate:
+                activate_model_version(model_version_id=version.pk)
     except CannotActivate as exc:
         run.status, run.error = TrainingRun.Status.FAILED, exc.message
         _log(run, f"{run.status}: {run.error}")
     else:
         run.status, run.stage = TrainingRun.Status.SUCCEEDED, TrainingRun.Stage.DONE
-        _log(run, f"{run.status}: model v{version.number} active, queue priorities updated")
+        if decision.activate:
+            run.gate_decision = TrainingRun.Gate.ACTIVATED
+            _log(run, f"{run.status}: model v{version.number} active, queue priorities updated ({decision.reason})")
+        else:
+            run.gate_decision = TrainingRun.Gate.AWAITING_REVIEW
+            _log(run, f"{run.status}: model v{version.number} awaits review, the active model stays "
+                      f"({decision.reason})")
     run.finished_at = timezone.now()
-    run.save(update_fields=["status", "stage", "finished_at", "error", "log"])
+    run.save(update_fields=["status", "stage", "finished_at", "error", "log", "gate_decision", "gate_reason",
+                            "gate_champion", "gate_challenger_loss", "gate_champion_loss", "gate_galaxies"])
     return TrainingRun.objects.select_related("model_version").get(pk=run_id)

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from classifier.samples import sample_fractions_from_bytes
 from classifier.tree import DecisionTree
 from workflows.models import Workflow
 
@@ -32,9 +33,12 @@ def active_encoder_version(*, workflow: Workflow) -> ModelVersion | None:
 
 
 def prediction_block(*, prediction: Prediction, tree: DecisionTree) -> dict[str, Any]:
-    """A stored prediction per question and answer (mean fraction and 90% credible interval)."""
+    """A stored prediction per question and answer: mean fraction, 90% credible interval and
+    each posterior sample's fraction (None for rows stored before samples were kept)."""
     version = prediction.model_version
     index = {column: i for i, column in enumerate(version.answer_columns)}
+    samples = (sample_fractions_from_bytes(prediction.sample_fractions, len(version.answer_columns)).round(4)
+               if prediction.sample_fractions else None)
     questions = []
     for question in tree.questions:
         answers = []
@@ -42,7 +46,8 @@ def prediction_block(*, prediction: Prediction, tree: DecisionTree) -> dict[str,
             i = index.get(answer.column)
             if i is not None:
                 answers.append({"answer": answer.key, "label": answer.label, "fraction": prediction.fractions[i],
-                                "lower": prediction.lower[i], "upper": prediction.upper[i]})
+                                "lower": prediction.lower[i], "upper": prediction.upper[i],
+                                "samples": samples[:, i].tolist() if samples is not None else None})
         questions.append({"question": question.key, "text": question.text, "answers": answers})
     return {"model_version": version.number, "model_version_id": version.pk, "interval": 0.9,
             "acquisition": prediction.acquisition, "entropy": prediction.entropy,

@@ -3,6 +3,7 @@ from rest_framework import serializers
 from .models import ModelVersion, TrainingRun
 
 MAX_EPOCHS = 500
+MAX_EXPERT_WEIGHT = 100
 
 
 class TrainingOverridesSerializer(serializers.Serializer):
@@ -44,6 +45,8 @@ class StartRunSerializer(serializers.Serializer):
     full_retrain = serializers.BooleanField(default=False, help_text="Train from scratch, not from the active model.")
     hyperparameters = TrainingOverridesSerializer(required=False)
     head = HeadOverridesSerializer(required=False, help_text="Head runs: HeadConfig overrides.")
+    expert_weight = serializers.IntegerField(min_value=0, max_value=MAX_EXPERT_WEIGHT, default=0,
+                                             help_text="Votes each expert answer adds to the training targets.")
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
@@ -57,7 +60,8 @@ class TrainingRunSerializer(serializers.ModelSerializer):
                   "init_model_version", "hyperparameters", "device", "progress", "history",
                   "snapshot_galaxies", "snapshot_holdout_galaxies", "snapshot_sha256",
                   "snapshot_last_classification_id", "snapshot_classifications",
-                  "snapshot_simulated_classifications", "attempt", "log", "error", "created_at", "started_at",
+                  "snapshot_simulated_classifications", "expert_weight", "gate_decision", "gate_reason",
+                  "gate_champion", "gate_challenger_loss", "gate_champion_loss", "gate_galaxies", "attempt", "log", "error", "created_at", "started_at",
                   "trained_at", "finished_at", "heartbeat_at", "duration_seconds", "model_version"]
 
     def get_model_version(self, run: TrainingRun) -> int | None:
@@ -71,4 +75,5 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = ["id", "workflow", "kind", "encoder", "number", "run", "checkpoint_sha256", "checkpoint_bytes", "tree_hash",
-                  "metrics", "train_metrics", "predictions_complete", "is_active", "activated_at", "created_at"]
+                  "metrics", "train_metrics", "predictions_complete", "is_active", "activated_at", "activated_by",
+                  "created_at"]

@@ -20,9 +20,10 @@ UNSCORED_PRIORITY = -1.0  # galaxies the active model has not scored yet queue a
 
 
 @transaction.atomic
-def activate_model_version(*, model_version_id: int) -> ModelVersion:
+def activate_model_version(*, model_version_id: int, activated_by_id: int | None = None) -> ModelVersion:
     """Make this version the workflow's one active model and its acquisition scores the queue
-    priorities, in one transaction (used for new models, activation and roll-back alike)."""
+    priorities, in one transaction (used for new models, activation and roll-back alike;
+    ``activated_by_id`` is the person, None when the gate activates a run's new model)."""
     version = ModelVersion.objects.select_related("workflow").get(pk=model_version_id)
     workflow = Workflow.objects.select_for_update().get(pk=version.workflow_id)
     if not version.predictions_complete:
@@ -31,8 +32,8 @@ def activate_model_version(*, model_version_id: int) -> ModelVersion:
         raise CannotActivate(f"model v{version.number} predicts another version of the '{workflow.slug}' tree",
                              field="model_version")
     ModelVersion.objects.filter(workflow=workflow, is_active=True).exclude(pk=version.pk).update(is_active=False)
-    version.is_active, version.activated_at = True, timezone.now()
-    version.save(update_fields=["is_active", "activated_at"])
+    version.is_active, version.activated_at, version.activated_by_id = True, timezone.now(), activated_by_id
+    version.save(update_fields=["is_active", "activated_at", "activated_by"])
     _refresh_prediction_statistics()
     set_queue_priorities(workflow_id=workflow.pk, scores=Prediction.objects.filter(model_version=version),
                          score_field="acquisition", default=UNSCORED_PRIORITY)

@@ -192,3 +192,27 @@ class ModelDashboardApi(WorkbenchApi):
     def get(self, request: Request, slug: str) -> Response:
         workflow = get_object_or_404(Workflow, slug=slug)
         return Response({"workflow": workflow.slug, "versions": selectors.model_summaries(workflow=workflow)})
+
+
+class ActivateVersionApi(WorkbenchApi):
+    @extend_schema(summary="Activate a model version (e.g. one the champion/challenger gate held back for review): "
+                           "its scores become the queue priorities", request=None,
+                   responses=inline_serializer("ActivatedVersion", {"workflow": serializers.CharField(),
+                                                                    "number": serializers.IntegerField(),
+                                                                    "is_active": serializers.BooleanField(),
+                                                                    "activated_by": serializers.CharField()}))
+    def post(self, request: Request, slug: str, number: int) -> Response:
+        version = services.activate_version(workflow=get_object_or_404(Workflow, slug=slug), number=number,
+                                            user_id=request.user.pk)
+        return Response({"workflow": slug, "number": version.number, "is_active": version.is_active,
+                         "activated_by": request.user.get_username()})
+
+
+class VolunteerAgreementApi(WorkbenchApi):
+    @extend_schema(summary="Per question: how often the volunteers' majority answer is the experts' (aggregate "
+                           "over expert-labelled galaxies, with n)",
+                   responses=inline_serializer("VolunteerAgreement", {"workflow": serializers.CharField(),
+                                                                      "questions": serializers.ListField()}))
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = get_object_or_404(Workflow, slug=slug)
+        return Response({"workflow": workflow.slug, "questions": selectors.volunteer_agreement(workflow=workflow)})

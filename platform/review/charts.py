@@ -14,13 +14,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from django.core.cache import cache  # noqa: E402
 
-TEXT, MUTED, MODEL, CROWD, GRID = "#eef2ff", "#b4bfdc", "#ffc857", "#7fd8ff", "#34457a"
+TEXT, MUTED, MODEL, CROWD, GRID, SAMPLES = "#eef2ff", "#b4bfdc", "#ffc857", "#7fd8ff", "#34457a", "#ff9e6d"
 CACHE_SECONDS = 24 * 3600
 
 
 def posterior_svg(*, cache_key: str, prediction: dict[str, Any] | None, votes: list[dict[str, Any]]) -> str:
-    """Per question, each answer's model mean with its 90% credible interval beside the
-    volunteers' vote fraction. ``prediction`` is a retraining ``prediction_block`` (or None),
+    """Per question, each answer's model mean with its 90% credible interval, the fraction of
+    each posterior (MC-dropout or ensemble) sample as ticks just below, beside the volunteers'
+    vote fraction. ``prediction`` is a retraining ``prediction_block`` (or None),
     ``votes`` a ``DecisionTree.summary``."""
     cached = cache.get(cache_key)
     if cached is None:
@@ -47,6 +48,9 @@ def _draw(*, prediction: dict[str, Any] | None, votes: list[dict[str, Any]]) -> 
         previous = question
         if model is not None:
             axes.hlines(y, model["lower"], model["upper"], color=MODEL, linewidth=3, alpha=0.55)
+            if model.get("samples"):
+                axes.plot(model["samples"], [y + 0.28] * len(model["samples"]), "|", color=SAMPLES, markersize=5,
+                          markeredgewidth=1.1, alpha=0.9)
             axes.plot(model["fraction"], y, "o", color=MODEL, markersize=5)
         if crowd is not None:
             axes.plot(crowd, y, "D", color=CROWD, markersize=4.5, markerfacecolor="none", markeredgewidth=1.4)
@@ -61,7 +65,10 @@ def _draw(*, prediction: dict[str, Any] | None, votes: list[dict[str, Any]]) -> 
         spine.set_visible(False)
     handles = [plt.Line2D([], [], color=MODEL, marker="o", linewidth=3, alpha=0.8, label="model mean, 90% interval"),
                plt.Line2D([], [], color=CROWD, marker="D", linestyle="", markerfacecolor="none", label="volunteers")]
-    axes.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False, fontsize=7,
+    if any(model and model.get("samples") for _, _, model, _ in rows):
+        handles.insert(1, plt.Line2D([], [], color=SAMPLES, marker="|", linestyle="", markersize=7,
+                                     label="MC-dropout samples"))
+    axes.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), frameon=False, fontsize=7,
                 labelcolor=TEXT)
     figure.tight_layout()
     buffer = io.StringIO()

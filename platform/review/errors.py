@@ -65,3 +65,13 @@ class BrokerUnavailable(DomainError):
 class UnknownVolunteer(DomainError):
     status_code = 404
     code = "unknown_volunteer"
+
+
+class UnknownModelVersion(DomainError):
+    status_code = 404
+    code = "unknown_model_version"
+
+
+class AlreadyActive(DomainError):
+    status_code = 409
+    code = "model_version_already_active"

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, F, FilteredRelation, FloatField, OuterRef, Q, QuerySet
+from django.core.cache import cache
+from django.db.models import Count, Exists, F, FilteredRelation, FloatField, Max, OuterRef, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
@@ -218,7 +219,9 @@ def model_summaries(*, workflow: Workflow) -> list[dict[str, Any]]:
     and its run's per-epoch losses (the dashboard's table, curves and JSON)."""
     out = []
     tree = workflow.decision_tree
-    for version in ModelVersion.objects.filter(workflow=workflow).select_related("run").order_by("-number"):
+    versions = (ModelVersion.objects.filter(workflow=workflow)
+                .select_related("run__gate_champion", "activated_by").order_by("-number"))
+    for version in versions:
         metrics = version.metrics or {}
         per_question = metrics.get("questions") or {}
         calibration = metrics.get("calibration") or {}
@@ -233,9 +236,25 @@ def model_summaries(*, workflow: Workflow) -> list[dict[str, Any]]:
                 "n_confident", "accuracy", "rmse", "fraction_coverage", "vote_coverage", "confusion", "answers")}}
                 for key in _tree_order(per_question, tree)],
             "history": list(version.run.history) if version.run else [],
-            "run_id": version.run_id,
+            "run_id": version.run_id, "kind": version.kind,
+            "activated_by": version.activated_by.get_username() if version.activated_by else None,
+            "activatable": (not version.is_active and version.predictions_complete
+                            and version.tree_hash == workflow.tree_hash),
+            "gate": _gate(version.run),
+            "expert": expert_metrics(workflow=workflow, version=version),
         })
     return out
+
+
+def _gate(run) -> dict[str, Any] | None:
+    """The champion/challenger decision recorded on the version's run (None: no run, or it
+    finished before the gate existed)."""
+    if run is None or not run.gate_decision:
+        return None
+    return {"decision": run.gate_decision, "reason": run.gate_reason,
+            "champion": run.gate_champion.number if run.gate_champion else None,
+            "challenger_loss": run.gate_challenger_loss, "champion_loss": run.gate_champion_loss,
+            "n_galaxies": run.gate_galaxies}
 
 
 def _tree_order(per_question: dict[str, Any], tree) -> list[str]:
@@ -243,3 +262,91 @@ def _tree_order(per_question: dict[str, Any], tree) -> list[str]:
     then any the tree no longer has."""
     known = [q.key for q in tree.questions if q.key in per_question]
     return known + sorted(set(per_question) - set(known))
+
+
+def _expert_answers(workflow: Workflow) -> list[tuple[int, dict[str, str]]]:
+    """Every expert label of the workflow as ``(galaxy id, {question: answer})``, keeping only
+    answers the current tree still has (a label made on an older tree may name others)."""
+    tree = workflow.decision_tree
+    known = {q.key: set(q.answer_keys) for q in tree.questions}
+    out = []
+    for galaxy_id, label in (ExpertClassification.objects.filter(workflow=workflow).order_by("id")
+                                   .values_list("galaxy_id", "annotations")):
+        answers = {a["question"]: a["answer"] for a in label
+                   if a.get("answer") in known.get(a.get("question"), ())}
+        out.append((galaxy_id, answers))
+    return out
+
+
+def expert_vote_counts(workflow: Workflow) -> dict[int, dict[str, int]]:
+    """Per galaxy, one vote per answer of each expert label, by answer column: what training
+    adds (times the run's ``expert_weight``) through ``retraining.vote_sources``."""
+    out: dict[int, dict[str, int]] = {}
+    for galaxy_id, answers in _expert_answers(workflow):
+        counts = out.setdefault(galaxy_id, {})
+        for question, answer in answers.items():
+            column = f"{question}_{answer}"
+            counts[column] = counts.get(column, 0) + 1
+    return out
+
+
+def _labels_state(workflow: Workflow) -> str:
+    """Changes whenever an expert label is added, revised or removed (the cache keys' part)."""
+    state = ExpertClassification.objects.filter(workflow=workflow).aggregate(n=Count("id"), last=Max("updated_at"),
+                                                                              top=Max("id"))
+    return f"{state['n']}:{state['top']}:{state['last'].isoformat() if state['last'] else ''}"
+
+
+def expert_metrics(*, workflow: Workflow, version: ModelVersion) -> dict[str, Any]:
+    """The gold-standard evaluation of one version: per question, the share of expert answers
+    that are the version's top predicted answer (mean fraction), over the expert-labelled
+    galaxies it predicted, with n. From the stored predictions (no model is run), cached until
+    a label changes (a version's predictions never change)."""
+    key = f"expert-metrics:{version.pk}:{workflow.tree_hash}:{_labels_state(workflow)}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    tree = workflow.decision_tree
+    labels = _expert_answers(workflow)
+    index = {column: i for i, column in enumerate(version.answer_columns)}
+    fractions = dict(Prediction.objects.filter(model_version=version, galaxy_id__in={g for g, _ in labels})
+                     .values_list("galaxy_id", "fractions"))
+    questions = []
+    for question in tree.questions:
+        columns = [index.get(a.column) for a in question.answers]
+        hits = n = 0
+        if version.tree_hash == workflow.tree_hash and None not in columns:
+            for galaxy_id, answers in labels:
+                if question.key in answers and galaxy_id in fractions:
+                    predicted = [fractions[galaxy_id][i] for i in columns]
+                    top = question.answers[max(range(len(predicted)), key=predicted.__getitem__)].key
+                    hits, n = hits + (top == answers[question.key]), n + 1
+        questions.append({"question": question.key, "n": n, "accuracy": hits / n if n else None})
+    total = sum(q["n"] for q in questions)
+    result = {"n_labels": len(labels), "n_answers": total,
+              "accuracy": sum((q["accuracy"] or 0) * q["n"] for q in questions) / total if total else None,
+              "questions": questions}
+    cache.set(key, result, 3600)
+    return result
+
+
+def volunteer_agreement(*, workflow: Workflow) -> list[dict[str, Any]]:
+    """Per question, over the expert answers whose galaxy has volunteer votes on that question:
+    the share where the volunteers' majority answer is the expert's (aggregate only; a tie has
+    no majority and counts as a disagreement), with n."""
+    tree = workflow.decision_tree
+    labels = _expert_answers(workflow)
+    tallies = dict(SubjectStatus.objects.filter(workflow=workflow, galaxy_id__in={g for g, _ in labels})
+                   .values_list("galaxy_id", "vote_counts"))
+    out = []
+    for question in tree.questions:
+        agree = n = 0
+        for galaxy_id, answers in labels:
+            counts = [(tallies.get(galaxy_id) or {}).get(a.column, 0) or 0 for a in question.answers]
+            if question.key not in answers or not sum(counts):
+                continue
+            best = max(counts)
+            majority = [a.key for a, c in zip(question.answers, counts) if c == best]
+            agree, n = agree + (majority == [answers[question.key]]), n + 1
+        out.append({"question": question.key, "text": question.text, "n": n, "agreement": agree / n if n else None})
+    return out

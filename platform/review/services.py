@@ -16,10 +16,12 @@ from classifier.tree import AnnotationError
 from galaxies.models import Galaxy
 from retraining.models import ModelVersion, Prediction
 from retraining.selectors import active_model_version
+from retraining.services import activate_model_version
 from workflows.models import Workflow
 
 from .disagreement import disagreement
 from .errors import (
+    AlreadyActive,
     FlagAlreadyResolved,
     InvalidExpertAnnotations,
     ReasonRequired,
@@ -27,6 +29,7 @@ from .errors import (
     ScoresPending,
     UnknownFlag,
     UnknownVolunteer,
+    UnknownModelVersion,
 )
 from .models import ExpertClassification, Flag, RetirementOverride, ReviewScore
 from .selectors import pseudonym as pseudonym_of
@@ -154,3 +157,15 @@ def shadow_ban_volunteer(*, workflow: Workflow, galaxy: Galaxy, pseudonym: str, 
     if key is None:
         raise UnknownVolunteer(f"no classification of {galaxy.id_str} is by {pseudonym!r}", field="pseudonym")
     return shadow_ban(volunteer_key=key, banned_by_id=user_id, reason=reason)
+
+
+def activate_version(*, workflow: Workflow, number: int, user_id: int) -> ModelVersion:
+    """A scientist or admin activates a version from the model dashboard (typically one the
+    champion/challenger gate held back); ``retraining.services.activate_model_version`` does the
+    switch and the queue priorities, and records who."""
+    version = ModelVersion.objects.filter(workflow=workflow, number=number).first()
+    if version is None:
+        raise UnknownModelVersion(f"{workflow.slug} has no model v{number}", field="number")
+    if version.is_active:
+        raise AlreadyActive(f"{workflow.slug} model v{number} is already the active version", field="number")
+    return activate_model_version(model_version_id=version.pk, activated_by_id=user_id)

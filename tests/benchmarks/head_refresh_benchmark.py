@@ -203,11 +203,11 @@ def main() -> None:
           f"tree BALD: precise for the top {settings.HEAD_REFRESH_PRECISE_TOP or 'all'}, screen "
           f"exact_limit={settings.HEAD_REFRESH_SCREEN_EXACT_LIMIT} mc_samples={settings.HEAD_REFRESH_SCREEN_MC_SAMPLES}",
           flush=True)
-    print(f"{'refresh':<9}{'load':>8}{'train':>8}{'score':>9}{'write':>8}{'prune':>8}{'total':>9}{'(CPU s)':>9}"
+    print(f"{'refresh':<9}{'load':>8}{'train':>8}{'score':>9}{'gate':>8}{'write':>8}{'prune':>8}{'total':>9}{'(CPU s)':>9}"
           f"{'rescored':>10}{'holdout RMSE':>14}")
     for refresh in range(1, args.refreshes + 1):
         t = time_refresh()
-        print(f"{refresh:<9}{t['load']:>7.1f}s{t['train']:>7.1f}s{t['score']:>8.1f}s{t['write']:>7.1f}s"
+        print(f"{refresh:<9}{t['load']:>7.1f}s{t['train']:>7.1f}s{t['score']:>8.1f}s{t['gate']:>7.1f}s{t['write']:>7.1f}s"
               f"{t['prune_old_heads']:>7.1f}s{t['total']:>8.1f}s{t['cpu']:>9.0f}{t['predictions']:>10,}"
               f"{t['holdout_rmse']:>14.4f}", flush=True)
     print("MC inference throughput of the head path (embeddings already stored):")

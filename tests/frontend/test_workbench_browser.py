@@ -2,11 +2,14 @@
 cone, open one, record an expert classification and a flag, force-retire it; screenshots of
 the queue and the dossier."""
 
+import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
 from classifications.models import SubjectStatus
+from classifier.samples import sample_fraction_bytes
+from classifier.schema import Schema
 from review.access import grant_scientist
 from review.models import ExpertClassification, Flag, RetirementOverride
 from tests.frontend.conftest import make_galaxies, shot
@@ -41,9 +44,16 @@ def catalogue():
     workflow = Workflow.objects.get(slug=WORKFLOW)
     galaxies = make_galaxies(30)  # ra 10..39, dec -5
     version = make_version(workflow)
+    schema = Schema(workflow.decision_tree)
+    rng = np.random.default_rng(1)
     for i, galaxy in enumerate(galaxies):
-        predict(version, galaxy, fractions=uniform_fractions(workflow, bar_strong=0.2 + 0.025 * i),
-                acquisition=0.01 * ((i * 7) % 30), entropy=3.0 - 0.05 * i, width=0.1 + 0.01 * i)
+        fractions = uniform_fractions(workflow, bar_strong=0.2 + 0.025 * i)
+        prediction = predict(version, galaxy, fractions=fractions, acquisition=0.01 * ((i * 7) % 30),
+                             entropy=3.0 - 0.05 * i, width=0.1 + 0.01 * i)
+        # Five posterior samples scattered around the mean, as MC dropout stores them.
+        samples = rng.gamma(40 * np.asarray(fractions) + 0.5, 1.0, (1, 5, schema.n_answers))
+        prediction.sample_fractions = sample_fraction_bytes(samples, schema)[0]
+        prediction.save()
     return workflow, galaxies
 
 
@@ -118,6 +128,51 @@ def test_model_dashboard_compares_two_versions(scientist_page, catalogue):
     assert "v1 | v0" in page.locator("#questions-title").inner_text()
     page.wait_for_function("() => document.querySelector('.wb-curves').complete && document.querySelector('.wb-curves').naturalWidth")
     shot(page, "workbench-models", full_page=True)
+    assert not page.js_errors
+
+
+def test_scientist_activates_a_version_the_gate_held_back(scientist_page, catalogue):
+    from classifications.models import SubjectStatus as Status
+    from retraining.models import ModelVersion, Prediction, TrainingRun
+    from review.services import record_expert_classification
+    from tests.platform.factories import decals_smooth_path
+    from tests.platform.retraining.conftest import FEATURED
+    from tests.platform.review.conftest import vote
+
+    workflow, galaxies = catalogue
+    champion = workflow.model_versions.get(number=1)
+    waiting = make_version(workflow, number=2, active=False)
+    for i, galaxy in enumerate(galaxies):
+        predict(waiting, galaxy, fractions=uniform_fractions(workflow, bar_strong=0.5), acquisition=1.0 - 0.01 * i)
+    waiting.run = TrainingRun.objects.create(
+        workflow=workflow, workflow_version=workflow.version, tree_hash=workflow.tree_hash, trigger="schedule",
+        status="succeeded", stage="done", gate_decision="awaiting_review", gate_champion=champion,
+        gate_challenger_loss=14.212, gate_champion_loss=13.874, gate_galaxies=41,
+        gate_reason="hold-out loss 14.2120 worse than the champion's 13.8740 (+0.0% allowed) on 41 galaxies")
+    waiting.save()
+    expert = get_user_model().objects.create_user("eve", "eve@example.org", "pw-12345678")
+    for galaxy in galaxies[:6]:
+        record_expert_classification(workflow=workflow, galaxy=galaxy, expert_id=expert.pk,
+                                     annotations=decals_smooth_path())
+    for i, galaxy in enumerate(galaxies[:6]):  # volunteers side with the expert on four of six
+        vote(workflow, galaxy, decals_smooth_path() if i < 4 else FEATURED, 3)
+
+    page = scientist_page(f"/workbench/{WORKFLOW}/models/")
+    assert "v2 awaits review" in page.locator(".banner").first.inner_text()
+    row = page.locator("tr", has_text="awaiting review")
+    assert "14.212 | 13.874" in row.inner_text() and "vs v1, 41 gal." in row.inner_text()
+    agreement = page.locator("section[aria-labelledby=agreement-title] tr", has_text="smooth-or-featured")
+    assert agreement.inner_text().split() == ["smooth-or-featured", "0.667", "6"]
+    shot(page, "workbench-models-awaiting", full_page=True)
+    page.click("button[aria-label='Activate v2']")
+    page.wait_for_selector("text=Model v2 is now active")
+    waiting.refresh_from_db()
+    assert waiting.is_active and waiting.activated_by.username == "ada"
+    assert not ModelVersion.objects.get(pk=champion.pk).is_active
+    scores = dict(Prediction.objects.filter(model_version=waiting).values_list("galaxy_id", "acquisition"))
+    assert dict(Status.objects.filter(workflow=workflow).values_list("galaxy_id", "priority")) == pytest.approx(scores)
+    assert "by ada" in page.locator("tr", has_text="v2").first.inner_text()
+    shot(page, "workbench-models-activated", full_page=True)
     assert not page.js_errors
 
 

@@ -35,7 +35,9 @@ CONFIG = schemathesis.Config.from_dict({
                      # the tree, a reason that is not blank.
                      "/api/review/workflows/{slug}/queue/",
                      "/api/review/workflows/{slug}/galaxies/{id_str}/expert-classification/",
-                     "/api/review/workflows/{slug}/galaxies/{id_str}/retirement/")],
+                     "/api/review/workflows/{slug}/galaxies/{id_str}/retirement/",
+                     # activating needs a version with complete predictions of the current tree
+                     "/api/review/workflows/{slug}/models/{number}/activate/")],
 })
 
 

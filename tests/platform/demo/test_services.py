@@ -60,4 +60,11 @@ def test_gz2_demo_starts_on_the_shipped_model_and_real_vote_simulations(settings
     run = start_training_run(workflow=gz2, trigger=TrainingRun.Trigger.ADMIN, overrides={"epochs": 1})
     run = execute_run_inline(run_id=run.pk, log=lambda _m: None)
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
-    assert run.init_model_version == version and run.model_version.is_active
+    assert run.init_model_version == version
+    # The champion/challenger gate compared it with the shipped model on the same hold-out galaxies
+    # and votes: activated only if not worse (a 1-epoch retrain on simulated votes usually is worse
+    # and waits for review; the shipped model then keeps the queue).
+    assert run.gate_champion == version and run.gate_galaxies >= 2
+    assert run.model_version.is_active is (run.gate_challenger_loss <= run.gate_champion_loss)
+    assert ModelVersion.objects.get(workflow=gz2, is_active=True) == (run.model_version if run.model_version.is_active
+                                                                     else version)

@@ -95,3 +95,28 @@ def test_subject_status_tallies_are_view_only(admin_browser, decals):
     status.refresh_from_db()
     assert status.classification_count == 2
     assert admin_browser.get("/admin/classifications/subjectstatus/add/").status_code == 403
+
+
+def test_run_and_version_pages_show_tables_not_raw_json(admin_browser, decals):
+    galaxies = make_galaxies(2)
+    version = _version(decals, 1, galaxies, active=True)
+    version.metrics = {"n_galaxies": 7, "rmse": 0.1234, "calibration": {"interval": 0.9, "vote_coverage": 0.91},
+                       "questions": {"smooth-or-featured": {"n_confident": 5, "accuracy": 0.8, "rmse": 0.11,
+                                                            "confusion": [[4, 1], [0, 0]]}}}
+    run = TrainingRun.objects.create(
+        workflow=decals, workflow_version=decals.version, tree_hash=decals.tree_hash, trigger="admin",
+        status="succeeded", stage="done", hyperparameters={"preset": "fast_cpu", "overrides": {"epochs": 2},
+                                                          "config": {"epochs": 2, "widths": [8, 16], "lr": 0.003}},
+        history=[{"epoch": 1, "train_loss": 9.5, "val_loss": 9.25, "seconds": 1.5}],
+        prediction_chunks=[[1, 5], [6, 9]], prediction_chunks_done=[0, 1], gate_decision="awaiting_review",
+        gate_reason="worse", gate_champion=version, gate_challenger_loss=9.9, gate_champion_loss=9.1, gate_galaxies=7)
+    version.run = run
+    version.save()
+    page = admin_browser.get(f"/admin/retraining/trainingrun/{run.pk}/change/").content.decode()
+    assert "<td>widths</td><td>8, 16</td>" in page and "<td>epochs</td><td>2</td><td>override</td>" in page
+    assert "<td>1</td><td>9.5000</td><td>9.2500</td>" in page and "2 of 2 done" in page
+    assert "Awaiting review" in page and "<td>champion</td><td>v1</td>" in page and "9.9000" in page
+    assert "[8, 16]" not in page and "[[1, 5]" not in page and '"epochs"' not in page
+    page = admin_browser.get(f"/admin/retraining/modelversion/{version.pk}/change/").content.decode()
+    assert "<td>fraction RMSE</td><td>0.1234</td>" in page and "<td>smooth-or-featured</td><td>5</td>" in page
+    assert "[[4, 1]" not in page and '"rmse"' not in page and "[&quot;" not in page

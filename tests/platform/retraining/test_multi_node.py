@@ -32,7 +32,7 @@ from monitoring.models import WorkerHeartbeat
 from retraining.models import ModelVersion, Prediction, TrainingRun
 from workflows.models import Workflow
 
-from .conftest import FEATURED, SMOOTH, TINY_TRAINING
+from .conftest import FEATURED, GATE_OPEN, SMOOTH, TINY_TRAINING
 from .test_worker import (
     REPO_ROOT,
     admin_client,
@@ -132,7 +132,8 @@ def test_run_trains_on_one_node_predicts_on_both_and_checkpoint_reads_back_every
     try:
         for name in ("w1", "w2"):
             node = tmp_path / name
-            env = {**os.environ, "DATABASE_URL": worker_database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            env = {**os.environ, "ACTIVATION_MAX_LOSS_INCREASE": str(GATE_OPEN),
+           "DATABASE_URL": worker_database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
                    "STORAGE_BACKEND": "s3", "AWS_STORAGE_BUCKET_NAME": BUCKET, "AWS_S3_ENDPOINT_URL": web_on_s3,
                    "AWS_S3_ADDRESSING_STYLE": "path", **CREDENTIALS,
                    "MEDIA_ROOT": str(node / "media"), "VAR_DIR": str(node / "var"),

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from classifications.models import SubjectStatus
 from classifications.selectors import next_subjects
+from classifier.samples import sample_fractions_from_bytes
 from retraining.errors import CannotActivate, RunAlreadyActive, RunFinished
 from retraining.models import ModelVersion, Prediction, TrainingRun
 from retraining.pipeline import execute_run_inline, sha256_of
@@ -77,6 +78,10 @@ def test_run_trains_predicts_activates_and_rolls_back(decals):
     prediction = Prediction.objects.filter(model_version=first).first()
     assert len(prediction.fractions) == len(first.answer_columns)
     assert all(lo <= f <= hi for lo, f, hi in zip(prediction.lower, prediction.fractions, prediction.upper))
+    # Each MC-dropout sample's fractions are kept; their mean is the stored mean fraction.
+    samples = sample_fractions_from_bytes(prediction.sample_fractions, len(first.answer_columns))
+    assert samples.shape == (settings.RETRAIN_PREDICT_MC_SAMPLES, len(first.answer_columns))
+    assert samples.mean(axis=0) == pytest.approx(prediction.fractions, abs=2e-3) and samples.std(axis=0).max() > 0
     queue = next_subjects(workflow=decals, volunteer_key="anon:new", limit=5, random_fraction=0.0)
     expected = sorted(scores, key=scores.get, reverse=True)[:5]
     assert sorted(item.galaxy_id for item in queue) == sorted(expected)

@@ -23,7 +23,7 @@ from retraining.models import ModelVersion, Prediction, TrainingRun
 from tests.platform.factories import volunteer_client
 from workflows.models import Workflow
 
-from .conftest import TINY_TRAINING, make_galaxies, seed_votes, simulated_answer
+from .conftest import GATE_OPEN, TINY_TRAINING, make_galaxies, seed_votes, simulated_answer
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -75,7 +75,8 @@ def start_worker(transactional_db, tmp_path):
     def start(**extra_env: str) -> subprocess.Popen:
         # On the filesystem broker the worker shares this process's VAR_DIR (its broker folder).
         var_dir = settings.VAR_DIR if settings.CELERY_BROKER_URL.startswith("filesystem://") else tmp_path / "var"
-        env = {**os.environ, "DATABASE_URL": worker_database_url(), "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        env = {**os.environ, "ACTIVATION_MAX_LOSS_INCREASE": str(GATE_OPEN),
+           "DATABASE_URL": worker_database_url(), "MEDIA_ROOT": str(settings.MEDIA_ROOT),
                "VAR_DIR": str(var_dir), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
                "RETRAIN_AFTER_CLASSIFICATIONS": "0", "RETRAIN_MIN_GALAXIES": "5", "RETRAIN_PROGRESS_INTERVAL": "0.2",
                "RETRAIN_PREDICT_CHUNK_SIZE": "10", "RETRAIN_PREDICT_MC_SAMPLES": "3", "OMP_NUM_THREADS": "1",

@@ -14,7 +14,7 @@ from review.models import Flag
 from review.selectors import pseudonym
 from tests.platform.factories import decals_smooth_path
 
-from .conftest import WORKFLOW, vote
+from .conftest import WORKFLOW, make_version, vote
 
 ALLOWED = {"anonymous": False, "volunteer": False, "scientist": True, "admin": True}
 G = "JREVIEW03"
@@ -40,6 +40,8 @@ def _endpoints(flag_id: int):
         ("get", reverse("review-models", args=[WORKFLOW]), None, 200),
         ("post", reverse("review-shadow-ban", args=[voted.workflow.slug, voted.galaxy.id_str]),
          {"pseudonym": pseudonym(voted.volunteer_key), "reason": "burst"}, 201),
+        ("get", reverse("review-expert-agreement", args=[WORKFLOW]), None, 200),
+        ("post", reverse("review-model-activate", args=[WORKFLOW, 2]), None, 200),  # last: it switches the model
     ]
 
 
@@ -61,6 +63,7 @@ def test_every_api_endpoint_by_role(role, users, scored, monkeypatch):
     monkeypatch.setattr(tasks.refresh_review_scores, "apply_async", lambda *args, **kwargs: None)
     flag = Flag.objects.create(galaxy=scored["galaxies"][3], kind="artifact", created_by=users["admin"])
     vote(scored["version"].workflow, scored["galaxies"][3], decals_smooth_path(), count=1)
+    make_version(scored["version"].workflow, number=2, active=False)
     client = APIClient()
     if users[role] is not None:
         client.force_authenticate(users[role])
@@ -87,6 +90,23 @@ def test_every_page_by_role(role, users, scored, client):
             assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
         else:
             assert response.status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", list(ALLOWED))
+def test_activating_from_the_dashboard_by_role(role, users, scored, client):
+    waiting = make_version(scored["version"].workflow, number=2, active=False)
+    if users[role] is not None:
+        client.force_login(users[role])
+    response = client.post(reverse("workbench-activate", args=[WORKFLOW, 2]))
+    waiting.refresh_from_db()
+    if ALLOWED[role]:
+        assert response.status_code == 302 and response["Location"] == reverse("workbench-models", args=[WORKFLOW])
+        assert waiting.is_active and waiting.activated_by == users[role]
+    else:
+        assert response.status_code == (302 if role == "anonymous" else 403)
+        assert not waiting.is_active
+    assert client.get(reverse("workbench-activate", args=[WORKFLOW, 2])).status_code in (302, 403, 405)
 
 
 @pytest.mark.django_db

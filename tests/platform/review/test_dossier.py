@@ -1,10 +1,15 @@
 """The galaxy dossier: votes, posterior chart, predictions across versions, pseudonymous
 classifications, expert actions."""
 
+import numpy as np
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from classifier.samples import sample_fraction_bytes
+from classifier.schema import Schema
+from review import selectors
 from review.selectors import pseudonym
 from tests.platform.factories import decals_smooth_path
 
@@ -55,6 +60,28 @@ def test_dossier_page_and_chart(client, users, two_versions):
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
     assert "smooth-or-featured" in svg and chart.content == client.get(
         reverse("workbench-posterior", args=[WORKFLOW, two_versions.id_str])).content
+
+
+def test_the_chart_draws_the_posterior_samples_when_stored(client, users, scored, workflow):
+    galaxy, version = scored["galaxies"][5], scored["version"]
+    prediction = version.predictions.get(galaxy=galaxy)
+    spread = np.clip(np.asarray(prediction.fractions)[None, :] + np.linspace(-0.05, 0.05, 4)[:, None], 0, 1)
+    client.force_login(users["scientist"])
+    url = reverse("workbench-posterior", args=[WORKFLOW, galaxy.id_str])
+    assert "MC-dropout samples" not in client.get(url).content.decode()  # a row stored without samples
+
+    schema = Schema(workflow.decision_tree)
+    concentrations = (spread * 50 + 1e-3)[None]  # any concentrations whose sample fractions are ``spread``
+    prediction.sample_fractions = sample_fraction_bytes(concentrations, schema)[0]
+    prediction.save()
+    block = selectors.galaxy_dossier(workflow=workflow, galaxy=galaxy)["active_prediction"]
+    answer = block["questions"][0]["answers"][0]
+    start, stop = schema.question_slices[0]
+    expected = concentrations[0, :, 0] / concentrations[0, :, start:stop].sum(-1)
+    assert answer["samples"] == pytest.approx(expected.tolist(), abs=1e-3)
+    cache.clear()  # a stored prediction never changes; the chart's cache keys on its version
+    svg = client.get(url).content.decode()
+    assert "MC-dropout samples" in svg
 
 
 def test_expert_label_api_rejects_bad_paths_with_the_rule(users, scored):
