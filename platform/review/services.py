@@ -28,8 +28,8 @@ from .errors import (
     RetirementUnchanged,
     ScoresPending,
     UnknownFlag,
-    UnknownVolunteer,
     UnknownModelVersion,
+    UnknownVolunteer,
 )
 from .models import ExpertClassification, Flag, RetirementOverride, ReviewScore
 from .selectors import pseudonym as pseudonym_of
