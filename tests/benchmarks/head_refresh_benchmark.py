@@ -51,6 +51,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--precise-top", type=int, default=None, help="HEAD_REFRESH_PRECISE_TOP (default: setting)")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--throughput-galaxies", type=int, default=20_000,
+                        help="galaxies of the scoring-step throughput comparison")
     return parser.parse_args()
 
 
@@ -140,7 +142,7 @@ def throughput(args: argparse.Namespace) -> None:
     from django.conf import settings
 
     from classifier.heads import HeadConfig, train_head
-    from classifier.live_head import BaldPlan, score_embeddings
+    from classifier.live_head import SCORE_CHUNK, BaldPlan, score_embeddings
     from retraining.models import ModelVersion
     from retraining.pipeline import head_training_set, load_embeddings
     from workflows.models import Workflow
@@ -153,12 +155,10 @@ def throughput(args: argparse.Namespace) -> None:
     from classifier.schema import Schema
 
     schema = Schema(workflow.decision_tree)
-    sample = embeddings[:min(len(embeddings), 2000)]
+    sample = embeddings[:min(len(embeddings), args.throughput_galaxies)]
     # The refresh's share of precise galaxies (5,000 of 100k = 5%), and precise for all.
     share = settings.HEAD_REFRESH_PRECISE_TOP / max(len(embeddings), 1)
-    plans = {"screened": BaldPlan(precise_top=max(1, round(share * len(sample))),
-                                  screen_exact_limit=settings.HEAD_REFRESH_SCREEN_EXACT_LIMIT,
-                                  screen_mc_samples=settings.HEAD_REFRESH_SCREEN_MC_SAMPLES),
+    plans = {"screened": BaldPlan(precise_top=max(1, round(share * len(sample)))),
              "precise": BaldPlan(precise_top=0)}
     for config in (HeadConfig(), HeadConfig(kind="mc_dropout", mc_passes=32)):
         head = train_head(embeddings[rows], counts, schema, config)
@@ -168,11 +168,15 @@ def throughput(args: argparse.Namespace) -> None:
         print(f"  {config.kind:<11} T={samples.shape[1]:>3}: head samples {len(embeddings) / sampling:>9,.0f} galaxies/s "
               f"({len(embeddings):,} in {sampling:.2f} s wall, {sampling_cpu:.2f} s CPU)", flush=True)
         for label, plan in plans.items():
-            started, cpu = time.perf_counter(), time.process_time()
-            score_embeddings(head, sample, n_total=workflow.retirement_count, plan=plan)
-            wall, used = time.perf_counter() - started, time.process_time() - cpu
-            print(f"      whole scoring step, tree BALD {label:<8}: {len(sample) / wall:>6,.0f} galaxies/s wall, "
-                  f"{len(sample) / used:>6,.0f} per CPU-second ({len(sample):,} galaxies)", flush=True)
+            # One call over the sample (the previous refresh), then SCORE_CHUNK-galaxy chunks on 1 and 2 threads.
+            for chunk, workers in ((len(sample), 1), (SCORE_CHUNK, 1), (SCORE_CHUNK, 2)):
+                started, cpu = time.perf_counter(), time.process_time()
+                score_embeddings(head, sample, n_total=workflow.retirement_count, plan=plan, chunk=chunk,
+                                 workers=workers)
+                wall, used = time.perf_counter() - started, time.process_time() - cpu
+                print(f"      whole scoring step, tree BALD {label:<8}, chunks of {chunk:>6,} on {workers} thread(s): "
+                      f"{len(sample) / wall:>6,.0f} galaxies/s wall, {len(sample) / used:>6,.0f} per CPU-second "
+                      f"({len(sample):,} galaxies, load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def main() -> None:
@@ -181,6 +185,7 @@ def main() -> None:
     os.environ.update({"VAR_DIR": str(workdir / "var"), "MEDIA_ROOT": str(workdir / "media"),
                        "RETRAIN_AFTER_CLASSIFICATIONS": "0", "HEAD_REFRESH_AFTER_CLASSIFICATIONS": "0",
                        "DJANGO_SETTINGS_MODULE": "config.settings"})
+    os.environ.setdefault("SECRET_KEY", "head-refresh-benchmark-only-" + "x" * 40)  # DEBUG stays off
     if args.precise_top is not None:
         os.environ["HEAD_REFRESH_PRECISE_TOP"] = str(args.precise_top)
     if args.database_url:
@@ -200,16 +205,17 @@ def main() -> None:
     build_catalogue(args)
     print(f"catalogue: {args.galaxies:,} galaxies ({args.labelled:,} with {args.votes} votes), {DIM}-d float16 "
           f"embeddings ({2 * DIM} B each) in {connection.vendor}, built in {time.perf_counter() - started:.0f} s; "
-          f"tree BALD: precise for the top {settings.HEAD_REFRESH_PRECISE_TOP or 'all'}, screen "
-          f"exact_limit={settings.HEAD_REFRESH_SCREEN_EXACT_LIMIT} mc_samples={settings.HEAD_REFRESH_SCREEN_MC_SAMPLES}",
+          f"tree BALD for the top {settings.HEAD_REFRESH_PRECISE_TOP or 'all'} of the one-vote BALD screen, "
+          f"{settings.HEAD_REFRESH_THREADS} scoring thread(s)",
           flush=True)
     print(f"{'refresh':<9}{'load':>8}{'train':>8}{'score':>9}{'write':>8}{'prune':>8}{'total':>9}{'(CPU s)':>9}"
-          f"{'rescored':>10}{'holdout RMSE':>14}")
+          f"{'rescored':>10}{'holdout RMSE':>14}   write = rows + insert + activate   load average")
     for refresh in range(1, args.refreshes + 1):
         t = time_refresh()
         print(f"{refresh:<9}{t['load']:>7.1f}s{t['train']:>7.1f}s{t['score']:>8.1f}s{t['write']:>7.1f}s"
               f"{t['prune_old_heads']:>7.1f}s{t['total']:>8.1f}s{t['cpu']:>9.0f}{t['predictions']:>10,}"
-              f"{t['holdout_rmse']:>14.4f}", flush=True)
+              f"{t['holdout_rmse']:>14.4f}   {t['write_rows']:.1f} + {t['write_insert']:.1f} + "
+              f"{t['write_activate']:.1f} s   {os.getloadavg()[0]:.1f}", flush=True)
     print("MC inference throughput of the head path (embeddings already stored):")
     throughput(args)
     print(f"torch threads: {__import__('torch').get_num_threads()} on {os.cpu_count()} cores, load average "
