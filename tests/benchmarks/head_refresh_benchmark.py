@@ -116,6 +116,20 @@ def build_catalogue(args: argparse.Namespace) -> None:
             cursor.execute("VACUUM ANALYZE")
 
 
+def database_cpu_seconds() -> float:
+    """CPU seconds of this connection's PostgreSQL backend so far (same machine: /proc), else 0:
+    the writes' COPY, ANALYZE and priority UPDATE run there, outside this process's CPU time."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0.0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def time_refresh() -> dict[str, float]:
     from retraining.models import Prediction, TrainingRun
     from retraining.pipeline import refresh_head
@@ -124,10 +138,11 @@ def time_refresh() -> dict[str, float]:
 
     workflow = Workflow.objects.get(slug=DECALS_DR5)
     timings: dict[str, float] = {}
-    trigger, cpu = time.perf_counter(), time.process_time()
+    trigger, cpu, db_cpu = time.perf_counter(), time.process_time(), database_cpu_seconds()
     run = start_training_run(workflow=workflow, trigger=TrainingRun.Trigger.SCHEDULE, kind=TrainingRun.Kind.HEAD)
     refresh_head(run_id=run.pk, timings=timings)
     timings["total"], timings["cpu"] = time.perf_counter() - trigger, time.process_time() - cpu
+    timings["db_cpu"] = database_cpu_seconds() - db_cpu
     run.refresh_from_db()
     if run.status != TrainingRun.Status.SUCCEEDED:
         raise SystemExit(f"run {run.pk} {run.status}: {run.error}")
@@ -209,13 +224,13 @@ def main() -> None:
           f"{settings.HEAD_REFRESH_THREADS} scoring thread(s)",
           flush=True)
     print(f"{'refresh':<9}{'load':>8}{'train':>8}{'score':>9}{'write':>8}{'prune':>8}{'total':>9}{'(CPU s)':>9}"
-          f"{'rescored':>10}{'holdout RMSE':>14}   write = rows + insert + activate   load average")
+          f"{'rescored':>10}{'holdout RMSE':>14}   write = rows + insert + activate   DB CPU s   load average")
     for refresh in range(1, args.refreshes + 1):
         t = time_refresh()
         print(f"{refresh:<9}{t['load']:>7.1f}s{t['train']:>7.1f}s{t['score']:>8.1f}s{t['write']:>7.1f}s"
               f"{t['prune_old_heads']:>7.1f}s{t['total']:>8.1f}s{t['cpu']:>9.0f}{t['predictions']:>10,}"
               f"{t['holdout_rmse']:>14.4f}   {t['write_rows']:.1f} + {t['write_insert']:.1f} + "
-              f"{t['write_activate']:.1f} s   {os.getloadavg()[0]:.1f}", flush=True)
+              f"{t['write_activate']:.1f} s   {t['db_cpu']:8.1f}   {os.getloadavg()[0]:.1f}", flush=True)
     print("MC inference throughput of the head path (embeddings already stored):")
     throughput(args)
     print(f"torch threads: {__import__('torch').get_num_threads()} on {os.cpu_count()} cores, load average "
