@@ -243,7 +243,7 @@ def summarise(curves: list[dict], metric: str = "loss", reference_budgets: tuple
                 "final_mean": float(values[:, -1].mean()), "final_ci95": interval95(list(values[:, -1])),
                 "saved_at_budget": {
                     str(b): savings_at(x, values, float(np.mean([v[list(x).index(b)] for v in ref_values.values()])), b)
-                    for b in reference_budgets if b in list(x) and b < budget}})
+                    for b in reference_budgets if b in list(x) and b <= budget}})
         out[f"{encoder}/{kind}/{strategy}"] = entry
     return out
 
