@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -223,7 +224,8 @@ def summarise(curves: list[dict], metric: str = "loss", reference_budgets: tuple
         values = np.array([r[metric] for r in runs], dtype=float)
         entry = {"encoder": encoder, "head": kind, "strategy": strategy, "seeds": [r["seed"] for r in runs],
                  "labelled": x.tolist(), "mean": values.mean(0).tolist(),
-                 "ci95": [interval95(list(values[:, j])) for j in range(values.shape[1])]}
+                 "ci95": [interval95(list(values[:, j])) for j in range(values.shape[1])],
+                 "final_mean": float(values[:, -1].mean()), "final_ci95": interval95(list(values[:, -1]))}
         if reference is not None:
             ref_values = {r["seed"]: np.array(r[metric], dtype=float) for r in reference}
             final = float(np.mean([v[-1] for v in ref_values.values()]))
@@ -240,7 +242,6 @@ def summarise(curves: list[dict], metric: str = "loss", reference_budgets: tuple
                 "labels_saved_fraction_ci95": interval95(saved) if saved else None,
                 "area_between_curves": float(np.mean(paired)) if paired else None,
                 "area_between_curves_ci95": interval95(paired) if paired else None,
-                "final_mean": float(values[:, -1].mean()), "final_ci95": interval95(list(values[:, -1])),
                 "saved_at_budget": {
                     str(b): savings_at(x, values, float(np.mean([v[list(x).index(b)] for v in ref_values.values()])), b)
                     for b in reference_budgets if b in list(x) and b <= budget}})
@@ -275,7 +276,7 @@ def plot_curves(summary: dict, path: Path, title: str, metric_label: str) -> Non
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(metric_label)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, 60 * len(panels)), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -394,7 +395,8 @@ def main() -> int:
     if all(c["rmse_kaggle"][0] is not None for c in curves):
         summary["rmse_kaggle"] = summarise(curves, "rmse_kaggle")
     args.json.write_text(json.dumps({"config": config, "summary": summary, "curves": curves}, indent=1))
-    for key, e in summary["loss"].items():
+    compared = {key: e for key, e in summary["loss"].items() if "random_final_mean" in e}  # runs with random
+    for key, e in compared.items():
         saved = e.get("labels_saved_fraction")
         ci = e.get("labels_saved_fraction_ci95")
         area, area_ci = e.get("area_between_curves"), e.get("area_between_curves_ci95")
@@ -404,7 +406,7 @@ def main() -> int:
               f"area {area:+.3f} [{area_ci[0]:+.3f}, {area_ci[1]:+.3f}]")
     print("\n| encoder | head | strategy | seeds | loss at 100 | loss at 500 | final loss (95% interval) | labels to reach random's final | labels saved (95% interval) | area between curves (95% interval) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for e in summary["loss"].values():
+    for e in compared.values():
         x = e["labelled"]
         at = {n: e["mean"][x.index(n)] if n in x else float("nan") for n in (100, 500)}
         saved, ci = e.get("labels_saved_fraction"), e.get("labels_saved_fraction_ci95")
@@ -417,7 +419,7 @@ def main() -> int:
               f"{area:+.2f} ({area_ci[0]:+.2f} to {area_ci[1]:+.2f}) |")
     print("\n| encoder | head | strategy | " + " | ".join(f"labels saved vs random's loss at {b:,}" for b in args.reference_budgets) + " |")
     print("|---|---|---|" + "---|" * len(args.reference_budgets))
-    for e in summary["loss"].values():
+    for e in compared.values():
         cells = []
         for b in args.reference_budgets:
             at = e.get("saved_at_budget", {}).get(str(b))
