@@ -159,6 +159,28 @@ def tree_bald(concentrations: np.ndarray, schema: Schema, n_total: float = 40, *
     return scores if per_question else scores.sum(axis=1)
 
 
+def single_vote_bald(concentrations: np.ndarray, schema: Schema) -> np.ndarray:
+    """BALD of ONE more vote per question (Houlsby et al. 2011), weighted by the probability of
+    reaching the question and summed: ``(G, T, A)`` -> ``(G,)``, in closed form (one vote of
+    Dirichlet α_t is categorical with α_t / Σα_t). The cheap screen of a catalogue rescoring,
+    and never above :func:`tree_bald` of the same samples (up to its Monte-Carlo noise): n votes
+    tell at least what their first one does, and ``reach × I(1) ≤ N_q × I(1)`` below one vote."""
+    concentrations = np.asarray(concentrations, dtype=np.float64)
+    reach = schema.reach_probabilities(mean_fractions(concentrations, schema))
+    scores = np.zeros(len(concentrations))
+    for qi, (start, stop) in enumerate(schema.question_slices):
+        alpha = concentrations[:, :, start:stop]
+        shares = alpha / alpha.sum(-1, keepdims=True)  # (G, T, K)
+        mixture = shares.mean(1)
+        information = _entropy(mixture) - _entropy(shares).mean(1)
+        scores += reach[:, qi] * np.maximum(information, 0.0)
+    return scores
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    return -(p * np.log(np.clip(p, 1e-300, None))).sum(-1)
+
+
 def predictive_entropy(concentrations: np.ndarray, schema: Schema) -> np.ndarray:
     """Entropy of the next single vote per question (mean predicted fractions), weighted by the
     probability of reaching the question and summed: ``(G, T, A)`` -> ``(G,)``."""

@@ -8,7 +8,8 @@ Pure PyTorch + numpy (the platform stores what these return; nothing here knows 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from scipy.special import betaincinv
 
-from classifier.acquisition import predictive_entropy, tree_bald
+from classifier.acquisition import predictive_entropy, single_vote_bald, tree_bald
 from classifier.data import eval_transform, load_images
 from classifier.heads import BatchedDirichletMLP, BayesianHead, HeadConfig
 from classifier.predict import (
@@ -35,6 +36,11 @@ from classifier.schema import Schema
 # their float32 values by < 1e-3 relative.
 EMBEDDING_DTYPE = np.dtype("<f2")
 HEAD_FORMAT = "bayesian-head-v1"
+# Galaxies per tree-BALD call when scoring a catalogue: its enumeration tables (G, T, K, N+1) and
+# Monte-Carlo log-probabilities (G, S, T) grow with the galaxies of one call, and over 100k
+# galaxies in one call (gigabytes, far out of cache) scoring ran at ~570 galaxies/s against
+# 1,582/s in 2,000-galaxy chunks on the same machine.
+SCORE_CHUNK = 2000
 
 
 @torch.no_grad()
@@ -137,37 +143,66 @@ def moment_matched_intervals(concentrations: np.ndarray, schema: Schema,
 
 @dataclass(frozen=True)
 class BaldPlan:
-    """How to spend tree BALD's cost over a catalogue: every galaxy gets a cheap estimate
-    (``screen_*``: more questions by unbiased Monte Carlo, fewer draws) and the ``precise_top``
+    """How to spend tree BALD's cost over a catalogue: every galaxy gets the closed-form
+    one-vote BALD (:func:`classifier.acquisition.single_vote_bald`) and the ``precise_top``
     galaxies it ranks highest — the candidates for the next votes — get tree BALD at the
-    classifier's defaults. ``precise_top=0``: the defaults for every galaxy.
+    classifier's defaults, so they rank above every other galaxy (tree BALD is never below the
+    one-vote score). ``precise_top=0``: tree BALD for every galaxy.
 
-    Measured on the DECaLS tree, 1,000 galaxies × 8 samples: the defaults cost 5.7 s; the
-    screen (100, 64) 1.0 s with Spearman 0.86 against them (top-100 overlap 68/100)."""
+    Measured against tree BALD at the defaults on 2,000 GZ2 pool galaxies (ensemble head on
+    supervised embeddings; 3.1 CPU-s): the one-vote screen costs 0.02 CPU-s, Spearman 0.97, and
+    its top 5% holds all of tree BALD's top 20 (43 of its top 50); the earlier screen, tree BALD
+    by Monte Carlo (exact_limit 100, 64 draws), cost 1.2 CPU-s for Spearman 0.98 (49 of 50) —
+    over 100k galaxies ~75 CPU-s of a refresh's ~95."""
 
     precise_top: int = 0
-    screen_exact_limit: int = 100
-    screen_mc_samples: int = 64
 
 
-def plan_bald(concentrations: np.ndarray, schema: Schema, *, n_total: float, plan: BaldPlan) -> np.ndarray:
-    """Tree BALD of every galaxy under ``plan`` (precise for all, or screened then precise for the top)."""
+def map_chunks(function: Callable[[np.ndarray], object], values: np.ndarray, *, chunk: int = SCORE_CHUNK,
+               workers: int = 1) -> list:
+    """``function`` of consecutive ``chunk``-row slices of ``values``, in order, on ``workers``
+    threads. Threads, not processes: the numpy/scipy loops of tree BALD release the GIL, and a
+    Celery prefork worker's (daemonic) process may not start child processes."""
+    slices = [values[start:start + chunk] for start in range(0, len(values), chunk)]
+    if workers <= 1 or len(slices) <= 1:
+        return [function(part) for part in slices]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(function, slices))
+
+
+def plan_bald(concentrations: np.ndarray, schema: Schema, *, n_total: float, plan: BaldPlan,
+              chunk: int = SCORE_CHUNK, workers: int = 1) -> np.ndarray:
+    """Tree BALD of every galaxy under ``plan`` (for all, or the one-vote screen then tree BALD
+    for the top), ``chunk`` galaxies per call on ``workers`` threads (see :data:`SCORE_CHUNK`)."""
+    def bald(values: np.ndarray) -> np.ndarray:
+        parts = map_chunks(lambda part: tree_bald(part, schema, n_total=n_total), values,
+                           chunk=chunk, workers=workers)
+        return np.concatenate(parts) if parts else np.zeros(0)
+
     if plan.precise_top <= 0 or plan.precise_top >= len(concentrations):
-        return tree_bald(concentrations, schema, n_total=n_total)
-    scores = tree_bald(concentrations, schema, n_total=n_total, exact_limit=plan.screen_exact_limit,
-                       mc_samples=plan.screen_mc_samples)
+        return bald(concentrations)
+    parts = map_chunks(lambda part: single_vote_bald(part, schema), concentrations, chunk=chunk, workers=workers)
+    scores = np.concatenate(parts)
     top = np.argsort(-scores, kind="stable")[:plan.precise_top]
-    scores[top] = tree_bald(concentrations[top], schema, n_total=n_total)
+    scores[top] = bald(concentrations[top])
     return scores
 
 
 def score_embeddings(head: BayesianHead, embeddings: np.ndarray, *, n_total: float,
-                     plan: BaldPlan = BaldPlan()) -> HeadScores:
+                     plan: BaldPlan = BaldPlan(), chunk: int = SCORE_CHUNK, workers: int = 1) -> HeadScores:
     """Tree BALD (see :class:`BaldPlan`), predictive entropy, mean fractions and 90% intervals
-    from the head's samples."""
+    from the head's samples, ``chunk`` galaxies at a time on ``workers`` threads."""
     concentrations = head.sample_concentrations(embeddings)
     schema = head.schema
-    lower, upper = moment_matched_intervals(concentrations, schema)
-    acquisition = plan_bald(concentrations, schema, n_total=n_total, plan=plan)
-    return HeadScores(mean_fractions(concentrations, schema), lower, upper, acquisition,
-                      predictive_entropy(concentrations, schema), concentrations)
+
+    def summaries(part: np.ndarray) -> tuple[np.ndarray, ...]:
+        return (mean_fractions(part, schema), *moment_matched_intervals(part, schema),
+                predictive_entropy(part, schema))
+
+    n_answers = schema.n_answers
+    parts = map_chunks(summaries, concentrations, chunk=chunk, workers=workers)
+    fractions, lower, upper = (np.concatenate([p[i] for p in parts]) if parts else np.zeros((0, n_answers))
+                               for i in range(3))
+    entropy = np.concatenate([p[3] for p in parts]) if parts else np.zeros(0)
+    acquisition = plan_bald(concentrations, schema, n_total=n_total, plan=plan, chunk=chunk, workers=workers)
+    return HeadScores(fractions, lower, upper, acquisition, entropy, concentrations)

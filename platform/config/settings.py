@@ -408,12 +408,12 @@ HEAD_REFRESH_MIN_DISTINCT_VOLUNTEERS = env.int("HEAD_REFRESH_MIN_DISTINCT_VOLUNT
 HEAD_REFRESH_CONFIG = env.json("HEAD_REFRESH_CONFIG", default={})  # classifier.heads.HeadConfig fields
 HEAD_REFRESH_KEEP_VERSIONS = env.int("HEAD_REFRESH_KEEP_VERSIONS", default=3)
 HEAD_REFRESH_TIME_LIMIT = env.int("HEAD_REFRESH_TIME_LIMIT", default=900)
-# Tree BALD of a refresh (classifier.live_head.BaldPlan): a cheap estimate for every galaxy
-# (exact_limit, mc_samples of tree_bald), the classifier's defaults for the PRECISE_TOP best
-# (0: defaults for all). 5,000 is over an hour of votes at the expected rate.
+# Tree BALD of a refresh (classifier.live_head.BaldPlan): the one-vote screen for every galaxy,
+# tree BALD at the classifier's defaults for the PRECISE_TOP best (0: for all). 5,000 is over
+# an hour of votes at the expected rate.
 HEAD_REFRESH_PRECISE_TOP = env.int("HEAD_REFRESH_PRECISE_TOP", default=5000)
-HEAD_REFRESH_SCREEN_EXACT_LIMIT = env.int("HEAD_REFRESH_SCREEN_EXACT_LIMIT", default=100)
-HEAD_REFRESH_SCREEN_MC_SAMPLES = env.int("HEAD_REFRESH_SCREEN_MC_SAMPLES", default=64)
+# Threads scoring a refresh's chunks (classifier.live_head.map_chunks); the reference machine has 2 cores.
+HEAD_REFRESH_THREADS = env.int("HEAD_REFRESH_THREADS", default=2)
 
 # Monitoring (docs/operations.md): Celery heartbeats, probe timeouts.
 MONITORING_HEARTBEAT_INTERVAL = env.float("MONITORING_HEARTBEAT_INTERVAL", default=30.0)

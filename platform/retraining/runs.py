@@ -30,7 +30,7 @@ from .errors import CannotActivate, NoEmbeddings, RunAlreadyActive, RunFinished
 from .gate import GateFigures
 from .models import GalaxyEmbedding, ModelVersion, Prediction, TrainingRun
 from .selectors import active_encoder_version
-from .services import activate_model_version
+from .services import activate_model_version, insert_predictions
 
 
 class RunLost(RuntimeError):
@@ -350,7 +350,7 @@ def record_chunk(*, run_id: int, chunk_index: int, rows: list[Prediction],
     first, last = run.prediction_chunks[chunk_index]
     version_id = ModelVersion.objects.only("pk").get(run_id=run_id).pk
     Prediction.objects.filter(model_version_id=version_id, galaxy_id__gte=first, galaxy_id__lte=last).delete()
-    Prediction.objects.bulk_create(rows, batch_size=1000)
+    insert_predictions(rows=rows)
     if embeddings is not None:
         GalaxyEmbedding.objects.filter(model_version_id=version_id, galaxy_id__gte=first, galaxy_id__lte=last).delete()
         GalaxyEmbedding.objects.bulk_create(embeddings, batch_size=2000)

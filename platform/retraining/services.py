@@ -4,6 +4,7 @@ training run's own transitions are in ``runs``, which uses this for its last ste
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db import connection, transaction
@@ -38,6 +39,24 @@ def activate_model_version(*, model_version_id: int, activated_by_id: int | None
     set_queue_priorities(workflow_id=workflow.pk, scores=Prediction.objects.filter(model_version=version),
                          score_field="acquisition", default=UNSCORED_PRIORITY)
     return version
+
+
+@transaction.atomic
+def insert_predictions(*, rows: list[Prediction]) -> None:
+    """Insert new prediction rows: on PostgreSQL one ``COPY`` (a head refresh writes 100k rows a
+    minute; multi-row INSERTs of 1,000 took most of its write step), elsewhere ``bulk_create``."""
+    if connection.vendor != "postgresql":
+        Prediction.objects.bulk_create(rows, batch_size=1000)
+        return
+    names = ("model_version", "galaxy", "fractions", "lower", "upper", "acquisition", "entropy", "sample_fractions",
+             "created_at")
+    columns = ", ".join(connection.ops.quote_name(Prediction._meta.get_field(name).column) for name in names)
+    now, dumps = timezone.now(), json.dumps
+    with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {connection.ops.quote_name(Prediction._meta.db_table)} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row((row.model_version_id, row.galaxy_id, dumps(row.fractions), dumps(row.lower),
+                            dumps(row.upper), row.acquisition, row.entropy, row.sample_fractions, now))
 
 
 def _refresh_prediction_statistics() -> None:
@@ -92,7 +111,7 @@ def complete_predictions(*, model_version_id: int, rows: list[Prediction],
     """Store a version's catalogue predictions and its galaxies' embeddings (replacing any
     earlier ones: the live head retrains on the embeddings) and mark the predictions complete."""
     Prediction.objects.filter(model_version_id=model_version_id).delete()
-    Prediction.objects.bulk_create(rows, batch_size=1000)
+    insert_predictions(rows=rows)
     GalaxyEmbedding.objects.filter(model_version_id=model_version_id).delete()
     GalaxyEmbedding.objects.bulk_create(embeddings, batch_size=2000)
     ModelVersion.objects.filter(pk=model_version_id).update(predictions_complete=True)

@@ -51,6 +51,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--precise-top", type=int, default=None, help="HEAD_REFRESH_PRECISE_TOP (default: setting)")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--throughput-galaxies", type=int, default=20_000,
+                        help="galaxies of the scoring-step throughput comparison")
     return parser.parse_args()
 
 
@@ -114,6 +116,20 @@ def build_catalogue(args: argparse.Namespace) -> None:
             cursor.execute("VACUUM ANALYZE")
 
 
+def database_cpu_seconds() -> float:
+    """CPU seconds of this connection's PostgreSQL backend so far (same machine: /proc), else 0:
+    the writes' COPY, ANALYZE and priority UPDATE run there, outside this process's CPU time."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0.0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def time_refresh() -> dict[str, float]:
     from retraining.models import Prediction, TrainingRun
     from retraining.pipeline import refresh_head
@@ -122,10 +138,11 @@ def time_refresh() -> dict[str, float]:
 
     workflow = Workflow.objects.get(slug=DECALS_DR5)
     timings: dict[str, float] = {}
-    trigger, cpu = time.perf_counter(), time.process_time()
+    trigger, cpu, db_cpu = time.perf_counter(), time.process_time(), database_cpu_seconds()
     run = start_training_run(workflow=workflow, trigger=TrainingRun.Trigger.SCHEDULE, kind=TrainingRun.Kind.HEAD)
     refresh_head(run_id=run.pk, timings=timings)
     timings["total"], timings["cpu"] = time.perf_counter() - trigger, time.process_time() - cpu
+    timings["db_cpu"] = database_cpu_seconds() - db_cpu
     run.refresh_from_db()
     if run.status != TrainingRun.Status.SUCCEEDED:
         raise SystemExit(f"run {run.pk} {run.status}: {run.error}")
@@ -140,7 +157,7 @@ def throughput(args: argparse.Namespace) -> None:
     from django.conf import settings
 
     from classifier.heads import HeadConfig, train_head
-    from classifier.live_head import BaldPlan, score_embeddings
+    from classifier.live_head import SCORE_CHUNK, BaldPlan, score_embeddings
     from retraining.models import ModelVersion
     from retraining.pipeline import head_training_set, load_embeddings
     from workflows.models import Workflow
@@ -153,12 +170,10 @@ def throughput(args: argparse.Namespace) -> None:
     from classifier.schema import Schema
 
     schema = Schema(workflow.decision_tree)
-    sample = embeddings[:min(len(embeddings), 2000)]
+    sample = embeddings[:min(len(embeddings), args.throughput_galaxies)]
     # The refresh's share of precise galaxies (5,000 of 100k = 5%), and precise for all.
     share = settings.HEAD_REFRESH_PRECISE_TOP / max(len(embeddings), 1)
-    plans = {"screened": BaldPlan(precise_top=max(1, round(share * len(sample))),
-                                  screen_exact_limit=settings.HEAD_REFRESH_SCREEN_EXACT_LIMIT,
-                                  screen_mc_samples=settings.HEAD_REFRESH_SCREEN_MC_SAMPLES),
+    plans = {"screened": BaldPlan(precise_top=max(1, round(share * len(sample)))),
              "precise": BaldPlan(precise_top=0)}
     for config in (HeadConfig(), HeadConfig(kind="mc_dropout", mc_passes=32)):
         head = train_head(embeddings[rows], counts, schema, config)
@@ -168,11 +183,15 @@ def throughput(args: argparse.Namespace) -> None:
         print(f"  {config.kind:<11} T={samples.shape[1]:>3}: head samples {len(embeddings) / sampling:>9,.0f} galaxies/s "
               f"({len(embeddings):,} in {sampling:.2f} s wall, {sampling_cpu:.2f} s CPU)", flush=True)
         for label, plan in plans.items():
-            started, cpu = time.perf_counter(), time.process_time()
-            score_embeddings(head, sample, n_total=workflow.retirement_count, plan=plan)
-            wall, used = time.perf_counter() - started, time.process_time() - cpu
-            print(f"      whole scoring step, tree BALD {label:<8}: {len(sample) / wall:>6,.0f} galaxies/s wall, "
-                  f"{len(sample) / used:>6,.0f} per CPU-second ({len(sample):,} galaxies)", flush=True)
+            # One call over the sample (the previous refresh), then SCORE_CHUNK-galaxy chunks on 1 and 2 threads.
+            for chunk, workers in ((len(sample), 1), (SCORE_CHUNK, 1), (SCORE_CHUNK, 2)):
+                started, cpu = time.perf_counter(), time.process_time()
+                score_embeddings(head, sample, n_total=workflow.retirement_count, plan=plan, chunk=chunk,
+                                 workers=workers)
+                wall, used = time.perf_counter() - started, time.process_time() - cpu
+                print(f"      whole scoring step, tree BALD {label:<8}, chunks of {chunk:>6,} on {workers} thread(s): "
+                      f"{len(sample) / wall:>6,.0f} galaxies/s wall, {len(sample) / used:>6,.0f} per CPU-second "
+                      f"({len(sample):,} galaxies, load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def main() -> None:
@@ -181,6 +200,7 @@ def main() -> None:
     os.environ.update({"VAR_DIR": str(workdir / "var"), "MEDIA_ROOT": str(workdir / "media"),
                        "RETRAIN_AFTER_CLASSIFICATIONS": "0", "HEAD_REFRESH_AFTER_CLASSIFICATIONS": "0",
                        "DJANGO_SETTINGS_MODULE": "config.settings"})
+    os.environ.setdefault("SECRET_KEY", "head-refresh-benchmark-only-" + "x" * 40)  # DEBUG stays off
     if args.precise_top is not None:
         os.environ["HEAD_REFRESH_PRECISE_TOP"] = str(args.precise_top)
     if args.database_url:
@@ -200,16 +220,17 @@ def main() -> None:
     build_catalogue(args)
     print(f"catalogue: {args.galaxies:,} galaxies ({args.labelled:,} with {args.votes} votes), {DIM}-d float16 "
           f"embeddings ({2 * DIM} B each) in {connection.vendor}, built in {time.perf_counter() - started:.0f} s; "
-          f"tree BALD: precise for the top {settings.HEAD_REFRESH_PRECISE_TOP or 'all'}, screen "
-          f"exact_limit={settings.HEAD_REFRESH_SCREEN_EXACT_LIMIT} mc_samples={settings.HEAD_REFRESH_SCREEN_MC_SAMPLES}",
+          f"tree BALD for the top {settings.HEAD_REFRESH_PRECISE_TOP or 'all'} of the one-vote BALD screen, "
+          f"{settings.HEAD_REFRESH_THREADS} scoring thread(s)",
           flush=True)
     print(f"{'refresh':<9}{'load':>8}{'train':>8}{'score':>9}{'gate':>8}{'write':>8}{'prune':>8}{'total':>9}{'(CPU s)':>9}"
-          f"{'rescored':>10}{'holdout RMSE':>14}")
+          f"{'rescored':>10}{'holdout RMSE':>14}   write = rows + insert + activate   DB CPU s   load average")
     for refresh in range(1, args.refreshes + 1):
         t = time_refresh()
         print(f"{refresh:<9}{t['load']:>7.1f}s{t['train']:>7.1f}s{t['score']:>8.1f}s{t['gate']:>7.1f}s{t['write']:>7.1f}s"
               f"{t['prune_old_heads']:>7.1f}s{t['total']:>8.1f}s{t['cpu']:>9.0f}{t['predictions']:>10,}"
-              f"{t['holdout_rmse']:>14.4f}", flush=True)
+              f"{t['holdout_rmse']:>14.4f}   {t['write_rows']:.1f} + {t['write_insert']:.1f} + "
+              f"{t['write_activate']:.1f} s   {t['db_cpu']:8.1f}   {os.getloadavg()[0]:.1f}", flush=True)
     print("MC inference throughput of the head path (embeddings already stored):")
     throughput(args)
     print(f"torch threads: {__import__('torch').get_num_threads()} on {os.cpu_count()} cores, load average "

@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -117,7 +118,8 @@ def choose(strategy: str, head, pool: np.ndarray, unlabelled: np.ndarray, labell
         return rng.choice(unlabelled, size=k, replace=False)
     if strategy == "typiclust-power-bald" and len(labelled) < args.coverage_labels:
         return typiclust(pool, k, labelled=labelled, seed=int(rng.integers(1 << 30)))
-    candidates = rng.choice(unlabelled, size=min(args.candidates, len(unlabelled)), replace=False)
+    candidates = (unlabelled if args.candidates <= 0 or args.candidates >= len(unlabelled)
+                  else rng.choice(unlabelled, size=args.candidates, replace=False))
     conc = head.sample_concentrations(pool[candidates], n_samples=args.acquisition_passes, seed=int(rng.integers(1 << 30)))
     if strategy == "entropy":
         return candidates[acquisition_batch.top_k(acquisition.predictive_entropy(conc, schema), k)]
@@ -196,7 +198,18 @@ def interval95(values: list[float]) -> list[float]:
     return [float(values.mean() - half), float(values.mean() + half)]
 
 
-def summarise(curves: list[dict], metric: str = "loss") -> dict:
+def savings_at(x: np.ndarray, values: np.ndarray, target: float, budget: float) -> dict:
+    """Labels each seed's curve needs to reach ``target`` and the saved fraction 1 − needed/budget
+    with its interval over seeds; a seed that never reaches it counts as needing all the curve's
+    labels (a lower bound, so unlike ``labels_saved_fraction`` no seed is left out)."""
+    needed = [labels_to_reach(x, v, target) for v in values]
+    saved = [1 - (n if n is not None else float(x[-1])) / budget for n in needed]
+    return {"target": target, "budget": budget, "labels_needed": needed,
+            "seeds_reaching": sum(n is not None for n in needed),
+            "labels_saved_fraction": float(np.mean(saved)), "labels_saved_fraction_ci95": interval95(saved)}
+
+
+def summarise(curves: list[dict], metric: str = "loss", reference_budgets: tuple[int, ...] = ()) -> dict:
     """Per (encoder, head, strategy): mean curve with 95% interval; labels needed to reach the
     same encoder+head's random final mean (per seed, so the interval is over seeds);
     ``labels_saved_fraction``; and the paired area between random's curve and the strategy's
@@ -211,7 +224,8 @@ def summarise(curves: list[dict], metric: str = "loss") -> dict:
         values = np.array([r[metric] for r in runs], dtype=float)
         entry = {"encoder": encoder, "head": kind, "strategy": strategy, "seeds": [r["seed"] for r in runs],
                  "labelled": x.tolist(), "mean": values.mean(0).tolist(),
-                 "ci95": [interval95(list(values[:, j])) for j in range(values.shape[1])]}
+                 "ci95": [interval95(list(values[:, j])) for j in range(values.shape[1])],
+                 "final_mean": float(values[:, -1].mean()), "final_ci95": interval95(list(values[:, -1]))}
         if reference is not None:
             ref_values = {r["seed"]: np.array(r[metric], dtype=float) for r in reference}
             final = float(np.mean([v[-1] for v in ref_values.values()]))
@@ -228,7 +242,9 @@ def summarise(curves: list[dict], metric: str = "loss") -> dict:
                 "labels_saved_fraction_ci95": interval95(saved) if saved else None,
                 "area_between_curves": float(np.mean(paired)) if paired else None,
                 "area_between_curves_ci95": interval95(paired) if paired else None,
-                "final_mean": float(values[:, -1].mean()), "final_ci95": interval95(list(values[:, -1]))})
+                "saved_at_budget": {
+                    str(b): savings_at(x, values, float(np.mean([v[list(x).index(b)] for v in ref_values.values()])), b)
+                    for b in reference_budgets if b in list(x) and b <= budget}})
         out[f"{encoder}/{kind}/{strategy}"] = entry
     return out
 
@@ -260,7 +276,7 @@ def plot_curves(summary: dict, path: Path, title: str, metric_label: str) -> Non
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(metric_label)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, 60 * len(panels)), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -328,7 +344,10 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=2000)
     parser.add_argument("--coverage-labels", type=int, default=200,
                         help="typiclust-power-bald uses TypiClust until this many labels")
-    parser.add_argument("--candidates", type=int, default=1000, help="random unlabelled candidates scored per round")
+    parser.add_argument("--candidates", type=int, default=1000,
+                        help="random unlabelled candidates scored per round (0: the whole unlabelled pool)")
+    parser.add_argument("--reference-budgets", type=int, nargs="*", default=[500, 1000],
+                        help="also labels saved against random's mean loss at these budgets (where curves are steep)")
     parser.add_argument("--beta", type=float, default=1.0)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--members", type=int, default=5)
@@ -372,11 +391,12 @@ def main() -> int:
                 curves.append(curve)  # partial results survive an interrupted run
                 args.json.write_text(json.dumps({"config": config, "curves": curves}))
         config["wall_seconds"] = round(time.monotonic() - started)
-    summary = {"loss": summarise(curves, "loss")}
+    summary = {"loss": summarise(curves, "loss", tuple(args.reference_budgets))}
     if all(c["rmse_kaggle"][0] is not None for c in curves):
         summary["rmse_kaggle"] = summarise(curves, "rmse_kaggle")
     args.json.write_text(json.dumps({"config": config, "summary": summary, "curves": curves}, indent=1))
-    for key, e in summary["loss"].items():
+    compared = {key: e for key, e in summary["loss"].items() if "random_final_mean" in e}  # runs with random
+    for key, e in compared.items():
         saved = e.get("labels_saved_fraction")
         ci = e.get("labels_saved_fraction_ci95")
         area, area_ci = e.get("area_between_curves"), e.get("area_between_curves_ci95")
@@ -386,7 +406,7 @@ def main() -> int:
               f"area {area:+.3f} [{area_ci[0]:+.3f}, {area_ci[1]:+.3f}]")
     print("\n| encoder | head | strategy | seeds | loss at 100 | loss at 500 | final loss (95% interval) | labels to reach random's final | labels saved (95% interval) | area between curves (95% interval) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for e in summary["loss"].values():
+    for e in compared.values():
         x = e["labelled"]
         at = {n: e["mean"][x.index(n)] if n in x else float("nan") for n in (100, 500)}
         saved, ci = e.get("labels_saved_fraction"), e.get("labels_saved_fraction_ci95")
@@ -397,6 +417,16 @@ def main() -> int:
               f"{'never' if needed is None else f'{needed:,.0f}'} ({e['seeds_reaching']}/{len(e['seeds'])} seeds) | "
               f"{'–' if saved is None else f'{100 * saved:+.0f}% ({100 * ci[0]:+.0f}% to {100 * ci[1]:+.0f}%)'} | "
               f"{area:+.2f} ({area_ci[0]:+.2f} to {area_ci[1]:+.2f}) |")
+    print("\n| encoder | head | strategy | " + " | ".join(f"labels saved vs random's loss at {b:,}" for b in args.reference_budgets) + " |")
+    print("|---|---|---|" + "---|" * len(args.reference_budgets))
+    for e in compared.values():
+        cells = []
+        for b in args.reference_budgets:
+            at = e.get("saved_at_budget", {}).get(str(b))
+            cells.append("–" if at is None else f"{100 * at['labels_saved_fraction']:+.0f}% "
+                         f"({100 * at['labels_saved_fraction_ci95'][0]:+.0f}% to {100 * at['labels_saved_fraction_ci95'][1]:+.0f}%), "
+                         f"{at['seeds_reaching']}/{len(e['seeds'])} reach")
+        print(f"| {e['encoder']} | {e['head']} | {e['strategy']} | " + " | ".join(cells) + " |")
     if args.plots:
         args.plots.mkdir(parents=True, exist_ok=True)
         title = (f"GZ2 two-tier simulation: start {config['start']}, batch {config['batch']} "

@@ -10,6 +10,7 @@ from classifier.acquisition import (
     question_mutual_information,
     random_scores,
     score,
+    single_vote_bald,
     tree_bald,
 )
 from classifier.schema import Schema, resolve_schema
@@ -95,6 +96,18 @@ def test_confident_model_scores_lower_than_disagreeing_samples():
     disagreeing = random_concentrations(rng, 1, 5, schema.n_answers, spread=100)
     scores = tree_bald(np.concatenate([agreeing, disagreeing]), schema)
     assert scores[0] < scores[1]
+
+
+def test_single_vote_bald_is_tree_bald_of_one_vote_and_never_above_tree_bald(tiny_tree):
+    schema = Schema.from_tree(tiny_tree)
+    rng = np.random.default_rng(8)
+    alpha = random_concentrations(rng, 40, 6, schema.n_answers, spread=30)
+    one_vote = single_vote_bald(alpha, schema)
+    # One vote in all reaches question q with probability reach_q: tree BALD's interpolation at N_q < 1.
+    np.testing.assert_allclose(one_vote, tree_bald(alpha, schema, n_total=1), rtol=1e-9, atol=1e-12)
+    assert np.all(one_vote <= tree_bald(alpha, schema, n_total=10) + 1e-12) and one_vote.std() > 0
+    identical = np.repeat(alpha[:, :1], 6, axis=1)
+    assert np.all(single_vote_bald(identical, schema) < 1e-12)
 
 
 def test_predictive_entropy_is_largest_for_uniform_fractions(tiny_tree):

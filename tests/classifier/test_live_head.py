@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.acquisition import predictive_entropy, tree_bald
+from classifier.acquisition import predictive_entropy, single_vote_bald, tree_bald
 from classifier.data import load_images
 from classifier.embeddings import FrozenEncoder, encode_images
 from classifier.heads import HeadConfig, train_head
@@ -15,6 +15,7 @@ from classifier.live_head import (
     embeddings_from_bytes,
     head_from_bytes,
     head_to_bytes,
+    map_chunks,
     moment_matched_intervals,
     plan_bald,
     predict_with_features,
@@ -109,13 +110,43 @@ def test_bald_plan_gives_the_top_candidates_precise_tree_bald_and_the_rest_the_s
     rng = np.random.default_rng(4)
     centre = rng.normal(0, 1.5, size=(80, 1, 5))
     concentrations = 1 + 100 / (1 + np.exp(-centre - rng.normal(0, 0.4, size=(80, 6, 5))))
-    plan = BaldPlan(precise_top=10, screen_exact_limit=2, screen_mc_samples=16)
-    scores = plan_bald(concentrations, schema, n_total=20, plan=plan)
-    screen = tree_bald(concentrations, schema, n_total=20, exact_limit=2, mc_samples=16)
+    scores = plan_bald(concentrations, schema, n_total=20, plan=BaldPlan(precise_top=10))
+    screen = single_vote_bald(concentrations, schema)
     top = np.argsort(-screen, kind="stable")[:10]
     np.testing.assert_allclose(scores[top], tree_bald(concentrations[top], schema, n_total=20))
     rest = np.setdiff1d(np.arange(80), top)
     np.testing.assert_allclose(scores[rest], screen[rest])
-    assert not np.allclose(scores[top], screen[top])  # the screen is a different (noisier) estimate
+    assert scores[top].min() > scores[rest].max()  # the precise candidates head the queue
     everything = plan_bald(concentrations, schema, n_total=20, plan=BaldPlan(precise_top=0))
     np.testing.assert_allclose(everything, tree_bald(concentrations, schema, n_total=20))
+
+
+def test_map_chunks_returns_every_slice_in_order_on_threads():
+    values = np.arange(23)
+    for workers in (1, 3):
+        parts = map_chunks(lambda part: part * 2, values, chunk=5, workers=workers)
+        assert [len(p) for p in parts] == [5, 5, 5, 5, 3]
+        np.testing.assert_array_equal(np.concatenate(parts), values * 2)
+    assert map_chunks(len, values[:0], chunk=5, workers=2) == []
+
+
+def test_chunked_threaded_scores_equal_the_per_chunk_computation(schema):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(70, 4)).astype(np.float32)
+    counts = rng.integers(0, 8, size=(70, 5)).astype(np.float32)
+    head = train_head(x, counts, schema, HeadConfig(members=6, hidden=16, steps=50))
+    whole = score_embeddings(head, x, n_total=10)
+    chunked = score_embeddings(head, x, n_total=10, chunk=16, workers=2)
+    # Fractions, intervals and entropy are per galaxy; exact tree BALD (10 votes: every question
+    # enumerated) too, so chunks on threads change nothing.
+    for name in ("fractions", "lower", "upper", "entropy", "acquisition", "concentrations"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), err_msg=name)
+    # Monte-Carlo tree BALD (exact_limit 2: every question of 2+ answers) draws per call, so each
+    # chunk's scores are tree BALD of that chunk.
+    chunked = np.concatenate(map_chunks(lambda part: tree_bald(part, schema, n_total=20, exact_limit=2, mc_samples=16),
+                                        whole.concentrations, chunk=16, workers=2))
+    per_chunk = np.concatenate([tree_bald(whole.concentrations[s:s + 16], schema, n_total=20, exact_limit=2,
+                                          mc_samples=16) for s in range(0, 70, 16)])
+    np.testing.assert_allclose(chunked, per_chunk)
+    screened = plan_bald(whole.concentrations, schema, n_total=10, plan=BaldPlan(precise_top=5), chunk=16, workers=2)
+    np.testing.assert_allclose(screened, plan_bald(whole.concentrations, schema, n_total=10, plan=BaldPlan(precise_top=5)))
