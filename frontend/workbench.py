@@ -21,7 +21,8 @@ from workflows.models import Workflow
 from .selectors import default_workflow
 
 SORT_LABELS = {"bald": "BALD (mutual information)", "entropy": "Predictive entropy",
-               "disagreement": "Model–crowd disagreement", "width": "Credible-interval width (answer)",
+               "disagreement": "Model–crowd disagreement",
+               "changed": "Changed since the previous model version", "width": "Credible-interval width (answer)",
                "votes": "Vote count", "retired": "Retirement time"}
 
 

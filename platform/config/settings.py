@@ -410,4 +410,7 @@ REVIEW_INLINE_REFRESH_LIMIT = env.int("REVIEW_INLINE_REFRESH_LIMIT", default=200
 REVIEW_PAGE_SIZE = env.int("REVIEW_PAGE_SIZE", default=48)
 REVIEW_MAX_PAGE_SIZE = env.int("REVIEW_MAX_PAGE_SIZE", default=200)
 REVIEW_MAX_CONE_DEG = env.float("REVIEW_MAX_CONE_DEG", default=10.0)
+# Galaxies kept at each end of every answer's interval widths (review.models.IntervalExtreme):
+# the queue's width sort is indexed for its first REVIEW_WIDTH_EXTREMES rows either way.
+REVIEW_WIDTH_EXTREMES = env.int("REVIEW_WIDTH_EXTREMES", default=5000)
 EXPORT_CHUNK_SIZE = env.int("EXPORT_CHUNK_SIZE", default=5000)

@@ -84,6 +84,8 @@ class ReviewQueueItemSerializer(serializers.Serializer):
     bald = serializers.FloatField()
     entropy = serializers.FloatField()
     disagreement = serializers.FloatField(allow_null=True)
+    changed = serializers.FloatField(allow_null=True,
+                                     help_text="Largest |Δ mean fraction| since the previous model version.")
     votes = serializers.IntegerField()
     retired = serializers.BooleanField()
     retirement_reason = serializers.CharField()

@@ -27,7 +27,7 @@ from .errors import (
     ScoresPending,
     UnknownFlag,
 )
-from .models import ExpertClassification, Flag, RetirementOverride, ReviewScore
+from .models import ExpertClassification, Flag, IntervalExtreme, RetirementOverride, ReviewScore
 
 
 @transaction.atomic
@@ -86,10 +86,40 @@ def set_retirement(*, workflow: Workflow, galaxy: Galaxy, retire: bool, reason: 
         previous_retirement_reason=before.retirement_reason if before else "")
 
 
+def previous_version(version: ModelVersion) -> ModelVersion | None:
+    """The version before this one that predicted the same answers (what ``changed`` compares with)."""
+    return (ModelVersion.objects.filter(workflow_id=version.workflow_id, number__lt=version.number,
+                                        predictions_complete=True, tree_hash=version.tree_hash)
+            .order_by("-number").first())
+
+
+class _Extremes:
+    """The running ``k`` widest and ``k`` narrowest intervals of every answer over the refresh's
+    chunks, ties at the cut kept (so every galaxy at least as extreme as the last one is there)."""
+
+    def __init__(self, k: int, n_answers: int):
+        self.k = k
+        self.kept = {(a, end): (np.empty(0), np.empty(0, dtype=np.int64))
+                     for a in range(n_answers) for end in IntervalExtreme.End.values}
+
+    def add(self, galaxy_ids: np.ndarray, widths: np.ndarray) -> None:
+        for (a, end), (kept_widths, kept_ids) in self.kept.items():
+            w, ids = np.concatenate([kept_widths, widths[:, a]]), np.concatenate([kept_ids, galaxy_ids])
+            if len(w) > self.k:
+                key = end * w
+                keep = key >= np.partition(key, len(key) - self.k)[len(key) - self.k]
+                w, ids = w[keep], ids[keep]
+            self.kept[(a, end)] = (w, ids)
+
+    def rows(self, version: ModelVersion) -> list[IntervalExtreme]:
+        return [IntervalExtreme(model_version=version, galaxy_id=int(gid), answer=a, end=end, width=float(w))
+                for (a, end), (widths, ids) in self.kept.items() for w, gid in zip(widths, ids)]
+
+
 def refresh_review_scores(*, model_version_id: int, chunk_size: int | None = None) -> int:
     """(Re)compute the review scores of every galaxy this version predicted, chunk by chunk in
     galaxy-id order (one transaction per chunk, so memory stays flat and a crash keeps the
-    finished chunks). Returns how many rows were written."""
+    finished chunks), then its interval extremes. Returns how many score rows were written."""
     version = ModelVersion.objects.select_related("workflow").filter(pk=model_version_id).first()
     if version is None:
         return 0
@@ -97,18 +127,23 @@ def refresh_review_scores(*, model_version_id: int, chunk_size: int | None = Non
     tree = version.workflow.decision_tree
     if version.tree_hash != version.workflow.tree_hash or list(version.answer_columns) != list(tree.answer_columns):
         return 0  # predicts another tree version: its columns cannot be compared with these votes
+    previous = previous_version(version)
     slices = [(q.slice.start, q.slice.stop) for q in tree.questions]
+    extremes = _Extremes(settings.REVIEW_WIDTH_EXTREMES, len(tree.answer_columns))
     written, last = 0, 0
     while True:
         rows = list(Prediction.objects.filter(model_version=version, galaxy_id__gt=last).order_by("galaxy_id")
                     .values_list("galaxy_id", "fractions", "lower", "upper", "acquisition", "entropy")[:chunk_size])
         if not rows:
-            return written
+            break
         last = rows[-1][0]
         galaxy_ids = [row[0] for row in rows]
         votes = dict(SubjectStatus.objects.filter(workflow_id=version.workflow_id, galaxy_id__in=galaxy_ids)
                      .values_list("galaxy_id", "vote_counts"))
+        before = dict(Prediction.objects.filter(model_version=previous, galaxy_id__in=galaxy_ids)
+                      .values_list("galaxy_id", "fractions")) if previous else {}
         fractions, lower, upper = (np.asarray([row[i] for row in rows], dtype=float) for i in (1, 2, 3))
+        extremes.add(np.asarray(galaxy_ids, dtype=np.int64), upper - lower)
         counts = np.stack([tree.counts_vector(votes.get(gid) or {}) for gid in galaxy_ids])
         scores = disagreement(fractions=fractions, lower=lower, upper=upper, counts=counts, slices=slices,
                               min_votes=settings.REVIEW_MIN_VOTES)
@@ -117,13 +152,20 @@ def refresh_review_scores(*, model_version_id: int, chunk_size: int | None = Non
         objects = [ReviewScore(model_version=version, galaxy_id=gid, acquisition=row[4], entropy=row[5],
                                disagreement=None if np.isnan(score) else float(score),
                                votes_at_refresh=int(count[first_question[0]:first_question[1]].sum()),
+                               changed=(float(np.abs(np.asarray(before[gid]) - mean).max()) if gid in before
+                                        else None),
                                refreshed_at=now)
-                   for gid, row, score, count in zip(galaxy_ids, rows, scores, counts)]
+                   for gid, row, score, count, mean in zip(galaxy_ids, rows, scores, counts, fractions)]
         with transaction.atomic():
             ReviewScore.objects.bulk_create(
                 objects, update_conflicts=True, unique_fields=["model_version", "galaxy"],
-                update_fields=["acquisition", "entropy", "disagreement", "votes_at_refresh", "refreshed_at"])
+                update_fields=["acquisition", "entropy", "disagreement", "votes_at_refresh", "changed",
+                               "refreshed_at"])
         written += len(objects)
+    with transaction.atomic():
+        IntervalExtreme.objects.filter(model_version=version).delete()
+        IntervalExtreme.objects.bulk_create(extremes.rows(version), batch_size=5000)
+    return written
 
 
 def ensure_review_scores(*, workflow: Workflow) -> None:
