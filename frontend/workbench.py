@@ -4,6 +4,7 @@ behind ``review.access.scientist_required`` (anonymous â†’ sign in, volunteers â
 import hashlib
 import json
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -15,7 +16,7 @@ from review import selectors, services
 from review.access import scientist_required
 from review.charts import learning_curves_svg, posterior_svg
 from review.models import Flag
-from review.params import parse_queue_query
+from review.params import parse_int, parse_queue_query
 from workflows.models import Workflow
 
 from .selectors import default_workflow
@@ -62,9 +63,16 @@ def queue(request: HttpRequest, slug: str) -> HttpResponse:
 def dossier(request: HttpRequest, slug: str, id_str: str) -> HttpResponse:
     workflow = get_object_or_404(Workflow, slug=slug)
     galaxy = get_object_or_404(Galaxy, id_str=id_str)
+    neighbours, neighbours_error = None, ""
+    try:
+        k = parse_int(request.GET, "k", settings.REVIEW_NEIGHBOURS, low=1, high=settings.REVIEW_MAX_NEIGHBOURS)
+        neighbours = selectors.similar_galaxies(workflow=workflow, galaxy=galaxy, k=k)
+    except DomainError as exc:
+        neighbours_error = exc.message
     return render(request, "frontend/workbench/dossier.html", {
         "dossier": selectors.galaxy_dossier(workflow=workflow, galaxy=galaxy), "workflow": workflow,
-        "galaxy": galaxy, "flag_kinds": Flag.Kind.choices})
+        "galaxy": galaxy, "flag_kinds": Flag.Kind.choices, "neighbours": neighbours,
+        "neighbours_error": neighbours_error})
 
 
 @scientist_required

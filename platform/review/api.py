@@ -113,6 +113,24 @@ class DossierApi(WorkbenchApi):
         })
 
 
+class SimilarGalaxiesApi(WorkbenchApi):
+    @extend_schema(summary="More like this: the galaxies nearest to this one in the active model's encoder "
+                           "embedding (cosine similarity), most similar first",
+                   parameters=[OpenApiParameter("k", {"type": "integer", "minimum": 1, "maximum": 100},
+                                                description="How many (default REVIEW_NEIGHBOURS, 12)")],
+                   responses=inline_serializer("SimilarGalaxies", {
+                       "model_version": serializers.IntegerField(), "method": serializers.CharField(),
+                       "results": serializers.ListField()}))
+    def get(self, request: Request, slug: str, id_str: str) -> Response:
+        from django.conf import settings
+
+        k = parse_int(request.query_params, "k", settings.REVIEW_NEIGHBOURS, low=1, high=settings.REVIEW_MAX_NEIGHBOURS)
+        found = selectors.similar_galaxies(workflow=get_object_or_404(Workflow, slug=slug),
+                                           galaxy=get_object_or_404(Galaxy, id_str=id_str), k=k)
+        return Response({"model_version": found.model_version.number, "method": found.method,
+                         "results": found.items})
+
+
 class ExpertClassificationApi(WorkbenchApi):
     @extend_schema(summary="Record (or replace) your expert classification of a galaxy, validated by the tree",
                    request=ExpertClassificationInput, responses={201: ExpertClassificationSerializer})

@@ -53,3 +53,11 @@ class ScoresPending(DomainError):
 
     status_code = 409
     code = "review_scores_pending"
+
+
+class NotEmbedded(DomainError):
+    """The active model's encoder stored no embedding for this galaxy (predicted before
+    embeddings were kept, or added since): it has no neighbours to show."""
+
+    status_code = 409
+    code = "no_embedding"

@@ -157,3 +157,21 @@ class IntervalExtreme(models.Model):
 
     def __str__(self) -> str:
         return f"{self.galaxy_id} answer {self.answer} by {self.model_version_id}"
+
+
+class EmbeddingIndex(models.Model):
+    """The nearest-neighbour index of one encoder version's stored embeddings (a faiss index
+    file in the storage, read through a verified local copy), built by a worker when a version
+    using that encoder becomes active. Until it exists "more like this" scans the embeddings."""
+
+    encoder_version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="embedding_index")
+    file = models.FileField(upload_to="embedding_indexes/", max_length=300)
+    sha256 = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, help_text="exact (flat scan) or ivf (inverted file, approximate).")
+    vectors = models.PositiveIntegerField()
+    dim = models.PositiveIntegerField()
+    build_seconds = models.FloatField()
+    built_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} index of {self.vectors} embeddings by {self.encoder_version_id}"

@@ -13,14 +13,16 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
 from classifications.models import Classification, SubjectStatus
+from core.storage import local_copy
 from galaxies.models import Galaxy
 from galaxies.selectors import cone_search
 from retraining.models import ModelVersion, Prediction
-from retraining.selectors import active_model_version, prediction_block
+from retraining.selectors import active_model_version, embedding_chunks, galaxy_embedding, prediction_block
 from workflows.models import Workflow
 
-from .errors import InvalidQuery, NoActiveModel
-from .models import ExpertClassification, Flag, IntervalExtreme, RetirementOverride, ReviewScore
+from . import vectors
+from .errors import InvalidQuery, NoActiveModel, NotEmbedded
+from .models import EmbeddingIndex, ExpertClassification, Flag, IntervalExtreme, RetirementOverride, ReviewScore
 
 SORTS = ("bald", "entropy", "disagreement", "changed", "width", "votes", "retired")
 # Sort keys that are never NULL in the rows sorted (disagreement and changed are filtered to
@@ -267,3 +269,50 @@ def _tree_order(per_question: dict[str, Any], tree) -> list[str]:
     then any the tree no longer has."""
     known = [q.key for q in tree.questions if q.key in per_question]
     return known + sorted(set(per_question) - set(known))
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    model_version: ModelVersion
+    method: str  # "exact" or "ivf" (the built index), or "scan" (no index yet)
+    items: list[dict[str, Any]]
+
+
+_LOADED_INDEXES: dict[str, Any] = {}
+
+
+def _loaded_index(built: EmbeddingIndex):
+    """The faiss index, read once per process from a verified local copy of the stored file
+    (hundreds of MB at 1M galaxies: never per request); the two newest are kept."""
+    if built.sha256 not in _LOADED_INDEXES:
+        path = local_copy(built.file.name, sha256=built.sha256)
+        while len(_LOADED_INDEXES) >= 2:
+            _LOADED_INDEXES.pop(next(iter(_LOADED_INDEXES)))
+        _LOADED_INDEXES[built.sha256] = vectors.from_bytes(path.read_bytes())
+    return _LOADED_INDEXES[built.sha256]
+
+
+def similar_galaxies(*, workflow: Workflow, galaxy: Galaxy, k: int) -> Neighbours:
+    """The ``k`` galaxies nearest to this one in the active model's encoder embedding (cosine
+    similarity), most similar first, itself left out. Through the encoder's index once built;
+    before, an exact scan of every stored embedding (reads N × 512 B: ~1 s per 100k galaxies)."""
+    version = active_model_version(workflow=workflow)
+    if version is None:
+        raise NoActiveModel(f"{workflow.slug} has no active model yet: train one first", field="workflow")
+    encoder = version.encoder_version
+    query = galaxy_embedding(model_version_id=encoder.pk, galaxy_id=galaxy.pk)
+    if query is None:
+        raise NotEmbedded(f"{galaxy.id_str} has no embedding from model v{encoder.number}", field="id_str")
+    built = EmbeddingIndex.objects.filter(encoder_version=encoder).first()
+    if built is not None:
+        found = vectors.search(_loaded_index(built), query, k=k + 1, nprobe=settings.REVIEW_INDEX_NPROBE)
+        method = built.kind
+    else:
+        found = vectors.exact_search(embedding_chunks(model_version_id=encoder.pk), query, k=k + 1)
+        method = "scan"
+    found = [(gid, similarity) for gid, similarity in found if gid != galaxy.pk][:k]
+    galaxies = Galaxy.objects.in_bulk([gid for gid, _ in found])
+    items = [{"galaxy_id": gid, "id_str": galaxies[gid].id_str, "ra": galaxies[gid].ra, "dec": galaxies[gid].dec,
+              "image_url": galaxies[gid].image.url if galaxies[gid].image else None, "similarity": similarity}
+             for gid, similarity in found if gid in galaxies]
+    return Neighbours(model_version=version, method=method, items=items)

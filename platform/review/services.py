@@ -3,21 +3,26 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
 from classifications.models import SubjectStatus
 from classifications.services import override_retirement
 from classifier.tree import AnnotationError
+from core.storage import sha256_of_bytes
 from galaxies.models import Galaxy
-from retraining.models import ModelVersion, Prediction
-from retraining.selectors import active_model_version
+from retraining.models import GalaxyEmbedding, ModelVersion, Prediction
+from retraining.selectors import active_model_version, embedding_chunks
 from workflows.models import Workflow
 
+from . import vectors
 from .disagreement import disagreement
 from .errors import (
     FlagAlreadyResolved,
@@ -27,7 +32,7 @@ from .errors import (
     ScoresPending,
     UnknownFlag,
 )
-from .models import ExpertClassification, Flag, IntervalExtreme, RetirementOverride, ReviewScore
+from .models import EmbeddingIndex, ExpertClassification, Flag, IntervalExtreme, RetirementOverride, ReviewScore
 
 
 @transaction.atomic
@@ -180,3 +185,42 @@ def ensure_review_scores(*, workflow: Workflow) -> None:
         raise ScoresPending(f"model v{version.number}'s review scores are being computed ({predicted} galaxies)",
                             field="workflow")
     refresh_review_scores(model_version_id=version.pk)
+
+
+def build_embedding_index(*, encoder_version_id: int) -> EmbeddingIndex | None:
+    """Build the neighbour index of an encoder version's embeddings and store it (replacing an
+    older one), unless one already holds as many vectors. Two passes over the embeddings, one
+    chunk in memory at a time (the first trains the inverted file's cells on the first rows in
+    galaxy-id order, an order unrelated to morphology); None without embeddings."""
+    n = GalaxyEmbedding.objects.filter(model_version_id=encoder_version_id).count()
+    existing = EmbeddingIndex.objects.filter(encoder_version_id=encoder_version_id).first()
+    if n == 0 or (existing is not None and existing.vectors == n):
+        return existing
+    started = time.perf_counter()
+    index = dim = kind = None
+    sample: list[np.ndarray] = []
+    for _ids, chunk in embedding_chunks(model_version_id=encoder_version_id):
+        if index is None:
+            dim = chunk.shape[1]
+            index, kind = vectors.new_index(dim=dim, n_vectors=n, exact_limit=settings.REVIEW_EXACT_INDEX_LIMIT)
+        wanted = vectors.training_size(index) - sum(len(s) for s in sample)
+        if wanted <= 0:
+            break
+        sample.append(chunk[:wanted])
+    if sample:
+        vectors.train(index, np.concatenate(sample))
+    for ids, chunk in embedding_chunks(model_version_id=encoder_version_id):
+        vectors.add(index, ids, chunk)
+    data = vectors.to_bytes(index)
+    sha256 = sha256_of_bytes(data)
+    version = ModelVersion.objects.select_related("workflow").get(pk=encoder_version_id)
+    name = default_storage.save(f"embedding_indexes/{version.workflow.slug}-v{version.number}-{sha256[:12]}.faiss",
+                                ContentFile(data))
+    with transaction.atomic():
+        built, _ = EmbeddingIndex.objects.update_or_create(
+            encoder_version_id=encoder_version_id,
+            defaults={"file": name, "sha256": sha256, "kind": kind, "vectors": index.ntotal, "dim": dim,
+                      "build_seconds": time.perf_counter() - started})
+    if existing is not None and existing.file.name != name:
+        transaction.on_commit(lambda: default_storage.delete(existing.file.name))
+    return built

@@ -1,5 +1,6 @@
-"""Keep the review scores in step with the active model: when a model version becomes active
-its disagreement scores are (re)computed in a worker."""
+"""Keep the workbench in step with the active model: when a model version becomes active its
+review scores are (re)computed, and its encoder's neighbour index built if missing, in a worker
+(retraining knows nothing of the workbench: it only saves the version)."""
 
 from django.db import transaction
 from django.db.models.signals import post_save
@@ -12,7 +13,9 @@ from retraining.models import ModelVersion
 def refresh_on_activation(sender, instance: ModelVersion, update_fields=None, **kwargs) -> None:
     if not instance.is_active or (update_fields is not None and "is_active" not in update_fields):
         return
-    from .tasks import refresh_review_scores
+    from .tasks import build_embedding_index, refresh_review_scores
 
+    encoder_id = instance.encoder_version.pk
     # robust: an unreachable broker must never undo an activation.
     transaction.on_commit(lambda: refresh_review_scores.delay(instance.pk), robust=True)
+    transaction.on_commit(lambda: build_embedding_index.delay(encoder_id), robust=True)

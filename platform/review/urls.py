@@ -14,6 +14,8 @@ urlpatterns = [
          api.ExpertClassificationApi.as_view(), name="review-expert-classification"),
     path("workflows/<slug:slug>/galaxies/<str:id_str>/retirement/", api.RetirementApi.as_view(),
          name="review-retirement"),
+    path("workflows/<slug:slug>/galaxies/<str:id_str>/similar/", api.SimilarGalaxiesApi.as_view(),
+         name="review-similar"),
     path("galaxies/<str:id_str>/flags/", api.FlagListCreateApi.as_view(), name="review-flags"),
     path("flags/<int:pk>/resolve/", api.ResolveFlagApi.as_view(), name="review-flag-resolve"),
     path("workflows/<slug:slug>/models/", api.ModelDashboardApi.as_view(), name="review-models"),

@@ -1,6 +1,7 @@
 """Every workbench page and endpoint × every role: scientists and admins in; volunteers and
 anonymous visitors out (403 JSON from the API; sign-in redirect or 403 from the pages)."""
 
+import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -8,10 +9,20 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from classifier.live_head import embedding_bytes
+from retraining.models import GalaxyEmbedding
 from review.access import SCIENTIST_GROUP, can_use_workbench, grant_scientist
 from review.models import Flag
 
 from .conftest import WORKFLOW
+
+
+def _embed(scored) -> None:
+    """Embeddings for the scored galaxies, so "more like this" has neighbours to show."""
+    vectors = embedding_bytes(np.random.default_rng(0).normal(size=(len(scored["galaxies"]), 8)))
+    GalaxyEmbedding.objects.bulk_create([GalaxyEmbedding(model_version=scored["version"], galaxy=g, vector=v)
+                                         for g, v in zip(scored["galaxies"], vectors)])
+
 
 ALLOWED = {"anonymous": False, "volunteer": False, "scientist": True, "admin": True}
 G = "JREVIEW03"
@@ -34,6 +45,7 @@ def _endpoints(flag_id: int):
         ("post", reverse("review-flag-resolve", args=[flag_id]), {"resolution": "fine"}, 200),
         ("get", reverse("review-cone") + "?ra=13&dec=0&radius=1", None, 200),
         ("get", reverse("review-models", args=[WORKFLOW]), None, 200),
+        ("get", reverse("review-similar", args=[WORKFLOW, G]), None, 200),
     ]
 
 
@@ -53,6 +65,7 @@ def test_every_api_endpoint_by_role(role, users, scored, monkeypatch):
     from review import tasks
 
     monkeypatch.setattr(tasks.refresh_review_scores, "delay", lambda *args: None)
+    _embed(scored)
     flag = Flag.objects.create(galaxy=scored["galaxies"][3], kind="artifact", created_by=users["admin"])
     client = APIClient()
     if users[role] is not None:
