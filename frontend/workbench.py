@@ -12,9 +12,12 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from core.errors import DomainError
 from galaxies.models import Galaxy
+from retraining.models import ModelVersion
 from review import selectors, services
 from review.access import scientist_required
 from review.charts import learning_curves_svg, posterior_svg
+from review.errors import InvalidQuery
+from review.export import FORMATS
 from review.models import Flag
 from review.params import parse_int, parse_queue_query
 from workflows.models import Workflow
@@ -120,3 +123,27 @@ def learning_curves(request: HttpRequest, slug: str) -> HttpResponse:
     curves = {f"v{v['number']}": v["history"] for v in chosen}
     key = "learning-curves:" + hashlib.sha1(json.dumps(curves, sort_keys=True).encode()).hexdigest()
     return HttpResponse(learning_curves_svg(cache_key=key, curves=curves), content_type="image/svg+xml")
+
+
+@scientist_required
+def exports(request: HttpRequest, slug: str) -> HttpResponse:
+    """Request a catalogue export (a worker writes it) and follow it to its download link; the
+    page reloads itself every few seconds while one is unfinished."""
+    workflow = get_object_or_404(Workflow, slug=slug)
+    error = None
+    if request.method == "POST":
+        try:
+            raw = request.POST.get("model_version") or None
+            if raw is not None and not raw.isdigit():
+                raise InvalidQuery("model_version must be a version number", field="model_version")
+            services.request_export(workflow=workflow, fmt=request.POST.get("format", ""), user_id=request.user.pk,
+                                    model_version_number=int(raw) if raw else None)
+        except DomainError as exc:
+            error = exc
+        else:
+            return redirect("workbench-exports", slug=workflow.slug)
+    jobs = list(selectors.export_jobs(workflow=workflow)[:20])
+    return render(request, "frontend/workbench/exports.html", {
+        "workflow": workflow, "jobs": jobs, "formats": FORMATS, "error": error,
+        "versions": ModelVersion.objects.filter(workflow=workflow).order_by("-number"),
+        "polling": any(not job.is_finished for job in jobs)}, status=error.status_code if error else 200)

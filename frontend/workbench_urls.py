@@ -6,6 +6,7 @@ urlpatterns = [
     path("", workbench.home, name="workbench"),
     path("<slug:slug>/", workbench.queue, name="workbench-queue"),
     path("<slug:slug>/models/", workbench.models, name="workbench-models"),
+    path("<slug:slug>/exports/", workbench.exports, name="workbench-exports"),
     path("<slug:slug>/models/curves.svg", workbench.learning_curves, name="workbench-learning-curves"),
     path("<slug:slug>/galaxies/<str:id_str>/", workbench.dossier, name="workbench-dossier"),
     path("<slug:slug>/galaxies/<str:id_str>/posterior.svg", workbench.posterior_chart, name="workbench-posterior"),

@@ -3,6 +3,9 @@ request, calls a selector or service and serialises the result."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -15,11 +18,15 @@ from workflows.models import Workflow
 
 from . import selectors, services
 from .access import IsScientist
+from .errors import ExportNotReady
+from .export import EXPORT_CONTENT_TYPES
 from .params import DEC_SCHEMA, QUEUE_PARAMETERS, RA_SCHEMA, RADIUS_SCHEMA, parse_int, parse_queue_query
 from .serializers import (
     ConeInput,
     ExpertClassificationInput,
     ExpertClassificationSerializer,
+    ExportInput,
+    ExportJobSerializer,
     FlagInput,
     FlagSerializer,
     ResolveFlagInput,
@@ -193,3 +200,35 @@ class ModelDashboardApi(WorkbenchApi):
     def get(self, request: Request, slug: str) -> Response:
         workflow = get_object_or_404(Workflow, slug=slug)
         return Response({"workflow": workflow.slug, "versions": selectors.model_summaries(workflow=workflow)})
+
+
+class ExportListCreateApi(WorkbenchApi):
+    @extend_schema(summary="The workflow's catalogue exports, newest first", responses=ExportJobSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        jobs = selectors.export_jobs(workflow=get_object_or_404(Workflow, slug=slug))
+        return Response(ExportJobSerializer(jobs[:50], many=True).data)
+
+    @extend_schema(summary="Export the catalogue in a worker (poll the job, then download its file)",
+                   request=ExportInput, responses={202: ExportJobSerializer})
+    def post(self, request: Request, slug: str) -> Response:
+        data = parse(ExportInput, request.data)
+        job = services.request_export(workflow=get_object_or_404(Workflow, slug=slug), fmt=data["format"],
+                                      user_id=request.user.pk, model_version_number=data.get("model_version"))
+        return Response(ExportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportJobApi(WorkbenchApi):
+    @extend_schema(summary="One export's state", responses=ExportJobSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(ExportJobSerializer(get_object_or_404(selectors.export_jobs(), pk=pk)).data)
+
+
+class ExportDownloadApi(WorkbenchApi):
+    @extend_schema(summary="Download a finished export's file (streamed from the storage)",
+                   responses={(200, "application/octet-stream"): bytes})
+    def get(self, request: Request, pk: int) -> FileResponse:
+        job = get_object_or_404(selectors.export_jobs(), pk=pk)
+        if job.state != job.State.SUCCEEDED:
+            raise ExportNotReady(f"export {job.pk} is {job.state}", field="state")
+        return FileResponse(job.file.open("rb"), as_attachment=True, filename=Path(job.file.name).name,
+                            content_type=EXPORT_CONTENT_TYPES[job.format])

@@ -61,3 +61,8 @@ class NotEmbedded(DomainError):
 
     status_code = 409
     code = "no_embedding"
+
+
+class ExportNotReady(DomainError):
+    status_code = 409
+    code = "export_not_ready"

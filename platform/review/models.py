@@ -175,3 +175,40 @@ class EmbeddingIndex(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} index of {self.vectors} embeddings by {self.encoder_version_id}"
+
+
+class ExportJob(models.Model):
+    """A catalogue export requested from the workbench and written by a worker into the
+    storage (``review.export``'s streaming writers): who asked, for what, how it went, and the
+    file to download. Walks ``queued → running → succeeded | failed``."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="export_jobs")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="export_jobs")
+    format = models.CharField(max_length=16)
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="export_jobs", help_text="None: the workflow had no model.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    file = models.FileField(upload_to="exports/", max_length=300, blank=True)
+    bytes = models.BigIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workflow", "-created_at"], name="export_job_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.format} export {self.pk} of {self.workflow_id} ({self.state})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (self.State.SUCCEEDED, self.State.FAILED)

@@ -22,7 +22,15 @@ from workflows.models import Workflow
 
 from . import vectors
 from .errors import InvalidQuery, NoActiveModel, NotEmbedded
-from .models import EmbeddingIndex, ExpertClassification, Flag, IntervalExtreme, RetirementOverride, ReviewScore
+from .models import (
+    EmbeddingIndex,
+    ExpertClassification,
+    ExportJob,
+    Flag,
+    IntervalExtreme,
+    RetirementOverride,
+    ReviewScore,
+)
 
 SORTS = ("bald", "entropy", "disagreement", "changed", "width", "votes", "retired")
 # Sort keys that are never NULL in the rows sorted (disagreement and changed are filtered to
@@ -316,3 +324,8 @@ def similar_galaxies(*, workflow: Workflow, galaxy: Galaxy, k: int) -> Neighbour
               "image_url": galaxies[gid].image.url if galaxies[gid].image else None, "similarity": similarity}
              for gid, similarity in found if gid in galaxies]
     return Neighbours(model_version=version, method=method, items=items)
+
+
+def export_jobs(*, workflow: Workflow | None = None) -> QuerySet[ExportJob]:
+    jobs = ExportJob.objects.select_related("workflow", "model_version", "requested_by")
+    return jobs.filter(workflow=workflow) if workflow is not None else jobs

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
@@ -27,12 +28,22 @@ from .disagreement import disagreement
 from .errors import (
     FlagAlreadyResolved,
     InvalidExpertAnnotations,
+    InvalidQuery,
     ReasonRequired,
     RetirementUnchanged,
     ScoresPending,
     UnknownFlag,
 )
-from .models import EmbeddingIndex, ExpertClassification, Flag, IntervalExtreme, RetirementOverride, ReviewScore
+from .export import FORMATS, export_catalog
+from .models import (
+    EmbeddingIndex,
+    ExpertClassification,
+    ExportJob,
+    Flag,
+    IntervalExtreme,
+    RetirementOverride,
+    ReviewScore,
+)
 
 
 @transaction.atomic
@@ -224,3 +235,48 @@ def build_embedding_index(*, encoder_version_id: int) -> EmbeddingIndex | None:
     if existing is not None and existing.file.name != name:
         transaction.on_commit(lambda: default_storage.delete(existing.file.name))
     return built
+
+
+@transaction.atomic
+def request_export(*, workflow: Workflow, fmt: str, user_id: int, model_version_number: int | None = None) -> ExportJob:
+    """Record an export of the catalogue and queue its task once the record is committed."""
+    from .tasks import run_export
+
+    if fmt not in FORMATS:
+        raise InvalidQuery(f"format must be one of {', '.join(FORMATS)}", field="format")
+    if model_version_number is None:
+        version = active_model_version(workflow=workflow)
+    else:
+        version = ModelVersion.objects.filter(workflow=workflow, number=model_version_number).first()
+        if version is None:
+            raise InvalidQuery(f"{workflow.slug} has no model version {model_version_number}", field="model_version")
+    job = ExportJob.objects.create(workflow=workflow, requested_by_id=user_id, format=fmt, model_version=version)
+    transaction.on_commit(lambda: run_export.delay(job.pk), robust=True)
+    return job
+
+
+def run_export_job(*, job_id: int) -> ExportJob | None:
+    """Write a queued export into the storage: claimed under a lock (a redelivered task finds
+    it running or finished and does nothing), streamed to a local file chunk by chunk
+    (``review.export``: memory stays flat), then saved to the storage; a failure is recorded."""
+    with transaction.atomic():
+        job = ExportJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.state != ExportJob.State.QUEUED:
+            return job
+        job.state, job.started_at = ExportJob.State.RUNNING, timezone.now()
+        job.save(update_fields=["state", "started_at"])
+    scratch = Path(settings.STORAGE_CACHE_DIR) / "exports"
+    scratch.mkdir(parents=True, exist_ok=True)
+    out = scratch / f"{job.workflow.slug}-{job.pk}.{job.format}"
+    try:
+        job.rows = export_catalog(workflow=job.workflow, fmt=job.format, out=out, model_version=job.model_version)
+        with out.open("rb") as handle:
+            job.file.save(out.name, File(handle), save=False)
+        job.bytes, job.state = out.stat().st_size, ExportJob.State.SUCCEEDED
+    except Exception as exc:  # noqa: BLE001 — any failure is the job's outcome, shown to its requester
+        job.state, job.error = ExportJob.State.FAILED, f"{type(exc).__name__}: {exc}"
+    finally:
+        out.unlink(missing_ok=True)
+    job.finished_at = timezone.now()
+    job.save(update_fields=["state", "rows", "file", "bytes", "error", "finished_at"])
+    return job

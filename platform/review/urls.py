@@ -20,4 +20,7 @@ urlpatterns = [
     path("flags/<int:pk>/resolve/", api.ResolveFlagApi.as_view(), name="review-flag-resolve"),
     path("workflows/<slug:slug>/models/", api.ModelDashboardApi.as_view(), name="review-models"),
     path("cone/", api.ConeSearchApi.as_view(), name="review-cone"),
+    path("workflows/<slug:slug>/exports/", api.ExportListCreateApi.as_view(), name="review-exports"),
+    path("exports/<int:pk>/", api.ExportJobApi.as_view(), name="review-export"),
+    path("exports/<int:pk>/download/", api.ExportDownloadApi.as_view(), name="review-export-download"),
 ]

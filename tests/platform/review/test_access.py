@@ -4,6 +4,7 @@ anonymous visitors out (403 JSON from the API; sign-in redirect or 403 from the 
 import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
@@ -12,7 +13,7 @@ from rest_framework.test import APIClient
 from classifier.live_head import embedding_bytes
 from retraining.models import GalaxyEmbedding
 from review.access import SCIENTIST_GROUP, can_use_workbench, grant_scientist
-from review.models import Flag
+from review.models import ExportJob, Flag
 
 from .conftest import WORKFLOW
 
@@ -28,7 +29,15 @@ ALLOWED = {"anonymous": False, "volunteer": False, "scientist": True, "admin": T
 G = "JREVIEW03"
 
 
-def _endpoints(flag_id: int):
+def _export(scored, users) -> ExportJob:
+    """A finished export with a file in the storage, to download."""
+    job = ExportJob.objects.create(workflow=scored["version"].workflow, requested_by=users["scientist"], format="csv",
+                                   model_version=scored["version"], state=ExportJob.State.SUCCEEDED, rows=1)
+    job.file.save("access.csv", ContentFile(b"id_str\nJREVIEW03\n"))
+    return job
+
+
+def _endpoints(flag_id: int, export_id: int):
     """(method, url, body, success status) of every workbench API endpoint."""
     return [
         ("get", reverse("review-queue", args=[WORKFLOW]), None, 200),
@@ -46,6 +55,10 @@ def _endpoints(flag_id: int):
         ("get", reverse("review-cone") + "?ra=13&dec=0&radius=1", None, 200),
         ("get", reverse("review-models", args=[WORKFLOW]), None, 200),
         ("get", reverse("review-similar", args=[WORKFLOW, G]), None, 200),
+        ("get", reverse("review-exports", args=[WORKFLOW]), None, 200),
+        ("post", reverse("review-exports", args=[WORKFLOW]), {"format": "csv"}, 202),
+        ("get", reverse("review-export", args=[export_id]), None, 200),
+        ("get", reverse("review-export-download", args=[export_id]), None, 200),
     ]
 
 
@@ -55,6 +68,7 @@ PAGES = [
     (lambda: reverse("workbench-dossier", args=[WORKFLOW, G]), 200),
     (lambda: reverse("workbench-posterior", args=[WORKFLOW, G]), 200),
     (lambda: reverse("workbench-models", args=[WORKFLOW]), 200),
+    (lambda: reverse("workbench-exports", args=[WORKFLOW]), 200),
     (lambda: reverse("workbench-learning-curves", args=[WORKFLOW]) + "?v=1", 200),
 ]
 
@@ -65,12 +79,14 @@ def test_every_api_endpoint_by_role(role, users, scored, monkeypatch):
     from review import tasks
 
     monkeypatch.setattr(tasks.refresh_review_scores, "delay", lambda *args: None)
+    monkeypatch.setattr(tasks.run_export, "delay", lambda *args: None)
     _embed(scored)
+    export = _export(scored, users)
     flag = Flag.objects.create(galaxy=scored["galaxies"][3], kind="artifact", created_by=users["admin"])
     client = APIClient()
     if users[role] is not None:
         client.force_authenticate(users[role])
-    for method, url, body, success in _endpoints(flag.pk):
+    for method, url, body, success in _endpoints(flag.pk, export.pk):
         response = getattr(client, method)(url, body, format="json")
         if ALLOWED[role]:
             assert response.status_code == success, (url, response.content)
