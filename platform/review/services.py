@@ -239,9 +239,7 @@ def build_embedding_index(*, encoder_version_id: int) -> EmbeddingIndex | None:
 
 @transaction.atomic
 def request_export(*, workflow: Workflow, fmt: str, user_id: int, model_version_number: int | None = None) -> ExportJob:
-    """Record an export of the catalogue and queue its task once the record is committed."""
-    from .tasks import run_export
-
+    """Record an export of the catalogue (``review.signals`` queues its task after the commit)."""
     if fmt not in FORMATS:
         raise InvalidQuery(f"format must be one of {', '.join(FORMATS)}", field="format")
     if model_version_number is None:
@@ -250,9 +248,7 @@ def request_export(*, workflow: Workflow, fmt: str, user_id: int, model_version_
         version = ModelVersion.objects.filter(workflow=workflow, number=model_version_number).first()
         if version is None:
             raise InvalidQuery(f"{workflow.slug} has no model version {model_version_number}", field="model_version")
-    job = ExportJob.objects.create(workflow=workflow, requested_by_id=user_id, format=fmt, model_version=version)
-    transaction.on_commit(lambda: run_export.delay(job.pk), robust=True)
-    return job
+    return ExportJob.objects.create(workflow=workflow, requested_by_id=user_id, format=fmt, model_version=version)
 
 
 def run_export_job(*, job_id: int) -> ExportJob | None:

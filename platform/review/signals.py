@@ -1,12 +1,15 @@
 """Keep the workbench in step with the active model: when a model version becomes active its
 review scores are (re)computed, and its encoder's neighbour index built if missing, in a worker
-(retraining knows nothing of the workbench: it only saves the version)."""
+(retraining knows nothing of the workbench: it only saves the version). A new export job is
+sent to a worker once its row is committed."""
 
 from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from retraining.models import ModelVersion
+
+from .models import ExportJob
 
 
 @receiver(post_save, sender=ModelVersion, dispatch_uid="review_refresh_on_activation")
@@ -19,3 +22,12 @@ def refresh_on_activation(sender, instance: ModelVersion, update_fields=None, **
     # robust: an unreachable broker must never undo an activation.
     transaction.on_commit(lambda: refresh_review_scores.delay(instance.pk), robust=True)
     transaction.on_commit(lambda: build_embedding_index.delay(encoder_id), robust=True)
+
+
+@receiver(post_save, sender=ExportJob, dispatch_uid="review_run_new_export")
+def run_new_export(sender, instance: ExportJob, created: bool, **kwargs) -> None:
+    if not created:
+        return
+    from .tasks import run_export
+
+    transaction.on_commit(lambda: run_export.delay(instance.pk), robust=True)

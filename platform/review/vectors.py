@@ -33,8 +33,6 @@ def new_index(*, dim: int, n_vectors: int, exact_limit: int) -> tuple[faiss.Inde
     quantizer = faiss.IndexFlatIP(dim)
     ivf = faiss.IndexIVFScalarQuantizer(quantizer, dim, cells, faiss.ScalarQuantizer.QT_fp16,
                                         faiss.METRIC_INNER_PRODUCT)
-    ivf.own_fields = True
-    quantizer.this.disown()
     return faiss.IndexIDMap2(ivf), IVF
 
 
