@@ -63,6 +63,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=10,
                         help="classifications per request in the batch-submit workload (1 skips it)")
     parser.add_argument("--skip-load", action="store_true", help="only build the data and measure next-subject")
+    parser.add_argument("--early-retirement", choices=["off", "on", "both"], default="off",
+                        help="the workflow's early_retirement (the consensus check on every counted vote); "
+                             "'both' runs each submit workload with it off and on, alternating")
+    parser.add_argument("--retirement-rounds", type=int, default=2, help="off/on pairs per workload with 'both' (in the order off, on, on, off, ...)")
     return parser.parse_args()
 
 
@@ -491,6 +495,7 @@ def main() -> None:
     from django.utils import timezone
     from psycopg.conninfo import conninfo_to_dict
 
+    from classifications.models import SubjectStatus
     from workflows.models import Workflow
 
     tree = DecisionTree.load("decals_dr5")
@@ -532,7 +537,16 @@ def main() -> None:
         if args.batch > 1:
             workloads.append((f"next + batch of {args.batch}, mixed", sessions["veteran"] + sessions["new"], False,
                               args.batch))
-        for label, cookies, next_only, batch in workloads:
+        # off, on, on, off, ...: a drift in the machine's load hits both alike.
+        toggles = {"off": [False], "on": [True],
+                   "both": [bool((i + 1) // 2 % 2) for i in range(2 * args.retirement_rounds)]}[args.early_retirement]
+        workloads = [w for w in workloads if w[2]] + [
+            (f"{label}, early retirement {'on' if early else 'off'}", cookies, False, batch, early)
+            for label, cookies, next_only, batch in workloads if not next_only for early in toggles]
+        for label, cookies, next_only, batch, *early in workloads:
+            if early:
+                Workflow.objects.filter(slug=WORKFLOW).update(early_retirement=early[0])
+                connections.close_all()
             since = timezone.now()
             seconds = args.duration if not next_only else max(5.0, args.duration / 3)
             cpu_before = cpu_ticks(server, database)
@@ -555,6 +569,8 @@ def main() -> None:
             if not next_only:
                 touched, mismatched = check_consistency(since)
                 print(f"  consistency after load: {mismatched} of {touched:,} touched galaxies differ from a recount")
+                retired = SubjectStatus.objects.filter(updated_at__gte=since, retirement_reason="consensus").count()
+                print(f"  {label:<30} retired on consensus during the run: {retired:,} galaxies", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)
