@@ -18,10 +18,11 @@ def refresh_on_activation(sender, instance: ModelVersion, update_fields=None, **
         return
     from .tasks import build_embedding_index, refresh_review_scores
 
-    encoder_id = instance.encoder_version.pk
+    encoder = instance.encoder_version
     # robust: an unreachable broker must never undo an activation.
     transaction.on_commit(lambda: refresh_review_scores.delay(instance.pk), robust=True)
-    transaction.on_commit(lambda: build_embedding_index.delay(encoder_id), robust=True)
+    if encoder is not None:
+        transaction.on_commit(lambda: build_embedding_index.delay(encoder.pk), robust=True)
 
 
 @receiver(post_save, sender=ExportJob, dispatch_uid="review_run_new_export")
