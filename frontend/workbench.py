@@ -4,6 +4,7 @@ behind ``review.access.scientist_required`` (anonymous → sign in, volunteers �
 import hashlib
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,17 +14,21 @@ from django.views.decorators.http import require_POST
 
 from core.errors import DomainError
 from galaxies.models import Galaxy
+from retraining.models import ModelVersion
 from review import selectors, services
 from review.access import scientist_required
 from review.charts import learning_curves_svg, posterior_svg
+from review.errors import InvalidQuery
+from review.export import FORMATS
 from review.models import Flag
-from review.params import parse_queue_query
+from review.params import parse_int, parse_queue_query
 from workflows.models import Workflow
 
 from .selectors import default_workflow
 
 SORT_LABELS = {"bald": "BALD (mutual information)", "entropy": "Predictive entropy",
-               "disagreement": "Model–crowd disagreement", "width": "Credible-interval width (answer)",
+               "disagreement": "Model–crowd disagreement",
+               "changed": "Changed since the previous model version", "width": "Credible-interval width (answer)",
                "votes": "Vote count", "retired": "Retirement time"}
 
 
@@ -63,9 +68,16 @@ def queue(request: HttpRequest, slug: str) -> HttpResponse:
 def dossier(request: HttpRequest, slug: str, id_str: str) -> HttpResponse:
     workflow = get_object_or_404(Workflow, slug=slug)
     galaxy = get_object_or_404(Galaxy, id_str=id_str)
+    neighbours, neighbours_error = None, ""
+    try:
+        k = parse_int(request.GET, "k", settings.REVIEW_NEIGHBOURS, low=1, high=settings.REVIEW_MAX_NEIGHBOURS)
+        neighbours = selectors.similar_galaxies(workflow=workflow, galaxy=galaxy, k=k)
+    except DomainError as exc:
+        neighbours_error = exc.message
     return render(request, "frontend/workbench/dossier.html", {
         "dossier": selectors.galaxy_dossier(workflow=workflow, galaxy=galaxy), "workflow": workflow,
-        "galaxy": galaxy, "flag_kinds": Flag.Kind.choices})
+        "galaxy": galaxy, "flag_kinds": Flag.Kind.choices, "neighbours": neighbours,
+        "neighbours_error": neighbours_error})
 
 
 @scientist_required
@@ -139,3 +151,27 @@ def learning_curves(request: HttpRequest, slug: str) -> HttpResponse:
     curves = {f"v{v['number']}": v["history"] for v in chosen}
     key = "learning-curves:" + hashlib.sha1(json.dumps(curves, sort_keys=True).encode()).hexdigest()
     return HttpResponse(learning_curves_svg(cache_key=key, curves=curves), content_type="image/svg+xml")
+
+
+@scientist_required
+def exports(request: HttpRequest, slug: str) -> HttpResponse:
+    """Request a catalogue export (a worker writes it) and follow it to its download link; the
+    page reloads itself every few seconds while one is unfinished."""
+    workflow = get_object_or_404(Workflow, slug=slug)
+    error = None
+    if request.method == "POST":
+        try:
+            raw = request.POST.get("model_version") or None
+            if raw is not None and not raw.isdigit():
+                raise InvalidQuery("model_version must be a version number", field="model_version")
+            services.request_export(workflow=workflow, fmt=request.POST.get("format", ""), user_id=request.user.pk,
+                                    model_version_number=int(raw) if raw else None)
+        except DomainError as exc:
+            error = exc
+        else:
+            return redirect("workbench-exports", slug=workflow.slug)
+    jobs = list(selectors.export_jobs(workflow=workflow)[:20])
+    return render(request, "frontend/workbench/exports.html", {
+        "workflow": workflow, "jobs": jobs, "formats": FORMATS, "error": error,
+        "versions": ModelVersion.objects.filter(workflow=workflow).order_by("-number"),
+        "polling": any(not job.is_finished for job in jobs)}, status=error.status_code if error else 200)

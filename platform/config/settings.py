@@ -436,4 +436,13 @@ REVIEW_INLINE_REFRESH_LIMIT = env.int("REVIEW_INLINE_REFRESH_LIMIT", default=200
 REVIEW_PAGE_SIZE = env.int("REVIEW_PAGE_SIZE", default=48)
 REVIEW_MAX_PAGE_SIZE = env.int("REVIEW_MAX_PAGE_SIZE", default=200)
 REVIEW_MAX_CONE_DEG = env.float("REVIEW_MAX_CONE_DEG", default=10.0)
+# Galaxies kept at each end of every answer's interval widths (review.models.IntervalExtreme):
+# the queue's width sort is indexed for its first REVIEW_WIDTH_EXTREMES rows either way.
+REVIEW_WIDTH_EXTREMES = env.int("REVIEW_WIDTH_EXTREMES", default=5000)
+# "More like this" (review.vectors): neighbours shown, the most a request may ask for, the
+# catalogue size up to which the index is exact, and the inverted-file cells searched above it.
+REVIEW_NEIGHBOURS = env.int("REVIEW_NEIGHBOURS", default=12)
+REVIEW_MAX_NEIGHBOURS = env.int("REVIEW_MAX_NEIGHBOURS", default=100)
+REVIEW_EXACT_INDEX_LIMIT = env.int("REVIEW_EXACT_INDEX_LIMIT", default=100000)
+REVIEW_INDEX_NPROBE = env.int("REVIEW_INDEX_NPROBE", default=32)
 EXPORT_CHUNK_SIZE = env.int("EXPORT_CHUNK_SIZE", default=5000)

@@ -1,16 +1,19 @@
-"""Reads: training runs, model versions and the active model's prediction for a galaxy."""
+"""Reads: training runs, model versions, the active model's prediction for a galaxy and the
+stored embeddings."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 from django.db.models import QuerySet
 
 from classifier.samples import sample_fractions_from_bytes
 from classifier.tree import DecisionTree
 from workflows.models import Workflow
 
-from .models import ModelVersion, Prediction, TrainingRun
+from .models import GalaxyEmbedding, ModelVersion, Prediction, TrainingRun
 
 
 def training_runs(*, workflow: Workflow | None = None) -> QuerySet[TrainingRun]:
@@ -60,3 +63,24 @@ def active_predictions_for_galaxy(*, galaxy_id: int) -> dict[int, dict[str, Any]
                    .select_related("model_version__workflow"))
     return {p.model_version.workflow_id: prediction_block(prediction=p, tree=p.model_version.workflow.decision_tree)
             for p in predictions}
+
+
+def embedding_chunks(*, model_version_id: int, chunk_size: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """An encoder version's stored embeddings as ``(galaxy ids (G,), vectors (G, D) float32)``
+    chunks in galaxy-id order (keyset pagination: memory is one chunk)."""
+    from classifier.live_head import EMBEDDING_DTYPE, embeddings_from_bytes
+
+    last = 0
+    while rows := list(GalaxyEmbedding.objects.filter(model_version_id=model_version_id, galaxy_id__gt=last)
+                       .order_by("galaxy_id").values_list("galaxy_id", "vector")[:chunk_size]):
+        ids, vectors = zip(*rows)
+        last = ids[-1]
+        yield np.asarray(ids, dtype=np.int64), embeddings_from_bytes(vectors, len(vectors[0]) // EMBEDDING_DTYPE.itemsize)
+
+
+def galaxy_embedding(*, model_version_id: int, galaxy_id: int) -> np.ndarray | None:
+    from classifier.live_head import EMBEDDING_DTYPE, embeddings_from_bytes
+
+    row = GalaxyEmbedding.objects.filter(model_version_id=model_version_id, galaxy_id=galaxy_id).values_list(
+        "vector", flat=True).first()
+    return None if row is None else embeddings_from_bytes([bytes(row)], len(row) // EMBEDDING_DTYPE.itemsize)[0]

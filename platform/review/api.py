@@ -3,6 +3,9 @@ request, calls a selector or service and serialises the result."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -16,11 +19,15 @@ from workflows.models import Workflow
 
 from . import selectors, services
 from .access import IsScientist
+from .errors import ExportNotReady
+from .export import EXPORT_CONTENT_TYPES
 from .params import DEC_SCHEMA, QUEUE_PARAMETERS, RA_SCHEMA, RADIUS_SCHEMA, parse_int, parse_queue_query
 from .serializers import (
     ConeInput,
     ExpertClassificationInput,
     ExpertClassificationSerializer,
+    ExportInput,
+    ExportJobSerializer,
     FlagInput,
     FlagSerializer,
     ResolveFlagInput,
@@ -114,6 +121,24 @@ class DossierApi(WorkbenchApi):
             "flags": FlagSerializer(dossier["flags"], many=True).data,
             "overrides": RetirementOverrideSerializer(dossier["overrides"], many=True).data,
         })
+
+
+class SimilarGalaxiesApi(WorkbenchApi):
+    @extend_schema(summary="More like this: the galaxies nearest to this one in the active model's encoder "
+                           "embedding (cosine similarity), most similar first",
+                   parameters=[OpenApiParameter("k", {"type": "integer", "minimum": 1, "maximum": 100},
+                                                description="How many (default REVIEW_NEIGHBOURS, 12)")],
+                   responses=inline_serializer("SimilarGalaxies", {
+                       "model_version": serializers.IntegerField(), "method": serializers.CharField(),
+                       "results": serializers.ListField()}))
+    def get(self, request: Request, slug: str, id_str: str) -> Response:
+        from django.conf import settings
+
+        k = parse_int(request.query_params, "k", settings.REVIEW_NEIGHBOURS, low=1, high=settings.REVIEW_MAX_NEIGHBOURS)
+        found = selectors.similar_galaxies(workflow=get_object_or_404(Workflow, slug=slug),
+                                           galaxy=get_object_or_404(Galaxy, id_str=id_str), k=k)
+        return Response({"model_version": found.model_version.number, "method": found.method,
+                         "results": found.items})
 
 
 class ExpertClassificationApi(WorkbenchApi):
@@ -216,3 +241,35 @@ class VolunteerAgreementApi(WorkbenchApi):
     def get(self, request: Request, slug: str) -> Response:
         workflow = get_object_or_404(Workflow, slug=slug)
         return Response({"workflow": workflow.slug, "questions": selectors.volunteer_agreement(workflow=workflow)})
+
+
+class ExportListCreateApi(WorkbenchApi):
+    @extend_schema(summary="The workflow's catalogue exports, newest first", responses=ExportJobSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        jobs = selectors.export_jobs(workflow=get_object_or_404(Workflow, slug=slug))
+        return Response(ExportJobSerializer(jobs[:50], many=True).data)
+
+    @extend_schema(summary="Export the catalogue in a worker (poll the job, then download its file)",
+                   request=ExportInput, responses={202: ExportJobSerializer})
+    def post(self, request: Request, slug: str) -> Response:
+        data = parse(ExportInput, request.data)
+        job = services.request_export(workflow=get_object_or_404(Workflow, slug=slug), fmt=data["format"],
+                                      user_id=request.user.pk, model_version_number=data.get("model_version"))
+        return Response(ExportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportJobApi(WorkbenchApi):
+    @extend_schema(summary="One export's state", responses=ExportJobSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(ExportJobSerializer(get_object_or_404(selectors.export_jobs(), pk=pk)).data)
+
+
+class ExportDownloadApi(WorkbenchApi):
+    @extend_schema(summary="Download a finished export's file (streamed from the storage)",
+                   responses={(200, "application/octet-stream"): bytes})
+    def get(self, request: Request, pk: int) -> FileResponse:
+        job = get_object_or_404(selectors.export_jobs(), pk=pk)
+        if job.state != job.State.SUCCEEDED:
+            raise ExportNotReady(f"export {job.pk} is {job.state}", field="state")
+        return FileResponse(job.file.open("rb"), as_attachment=True, filename=Path(job.file.name).name,
+                            content_type=EXPORT_CONTENT_TYPES[job.format])

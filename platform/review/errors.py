@@ -75,3 +75,16 @@ class UnknownModelVersion(DomainError):
 class AlreadyActive(DomainError):
     status_code = 409
     code = "model_version_already_active"
+
+
+class NotEmbedded(DomainError):
+    """The active model's encoder stored no embedding for this galaxy (predicted before
+    embeddings were kept, or added since): it has no neighbours to show."""
+
+    status_code = 409
+    code = "no_embedding"
+
+
+class ExportNotReady(DomainError):
+    status_code = 409
+    code = "export_not_ready"

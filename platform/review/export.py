@@ -35,6 +35,7 @@ from .errors import InvalidQuery
 from .models import ExpertClassification, Flag, RetirementOverride
 
 FORMATS = ("csv", "fits", "parquet")
+EXPORT_CONTENT_TYPES = {"csv": "text/csv", "fits": "application/fits", "parquet": "application/vnd.apache.parquet"}
 # Fixed widths of the FITS text columns (FITS tables have no variable-length strings here):
 # the model's own limits where it has them, else a documented truncation.
 TEXT_WIDTHS = {"id_str": 100, "survey": 100, "retirement_reason": 32, "override_reason": 200,

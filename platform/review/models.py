@@ -107,6 +107,9 @@ class ReviewScore(models.Model):
     disagreement = models.FloatField(null=True, blank=True,
                                      help_text="Dirichlet–Multinomial surprise of the votes, nats per vote.")
     votes_at_refresh = models.PositiveIntegerField(default=0)
+    changed = models.FloatField(null=True, blank=True,
+                                help_text="Largest |Δ mean fraction| over the answers since the previous model "
+                                          "version (None when it did not predict this galaxy).")
     refreshed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -116,7 +119,96 @@ class ReviewScore(models.Model):
             models.Index(fields=["model_version", "-entropy"], name="review_score_entropy"),
             models.Index(fields=["model_version", "-disagreement"], condition=Q(disagreement__isnull=False),
                          name="review_score_disagreement"),
+            models.Index(fields=["model_version", "-changed"], condition=Q(changed__isnull=False),
+                         name="review_score_changed"),
         ]
 
     def __str__(self) -> str:
         return f"{self.galaxy_id} by {self.model_version_id}"
+
+
+class IntervalExtreme(models.Model):
+    """The widest and the narrowest 90 % intervals of each answer per model version: the
+    ``REVIEW_WIDTH_EXTREMES`` galaxies at each end (ties at the cut included), so the queue's
+    sort by one answer's interval width walks an index instead of computing the width from
+    the JSON arrays of every prediction (1.4 s at 100k galaxies). Storing every galaxy × answer
+    would be 34 rows a galaxy (~3 GB at 1M with its indexes); both ends of 34 answers are
+    ~680 000 rows (~60 MB) whatever the catalogue's size. A page past the stored end (or a
+    filter that leaves too few of them) is computed from the predictions instead."""
+
+    class End(models.IntegerChoices):
+        WIDEST = 1, "Widest"
+        NARROWEST = -1, "Narrowest"
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="interval_extremes")
+    # No index of its own (the rows are read by version and answer): deleting a galaxy scans
+    # these few hundred thousand rows once.
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="interval_extremes",
+                               db_index=False)
+    answer = models.PositiveSmallIntegerField(help_text="Index into the version's answer_columns.")
+    end = models.SmallIntegerField(choices=End.choices)
+    width = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model_version", "answer", "end", "galaxy"],
+                                               name="unique_interval_extreme")]
+        indexes = [models.Index(fields=["model_version", "answer", "end", "width", "galaxy"],
+                                name="interval_extreme_width")]
+
+    def __str__(self) -> str:
+        return f"{self.galaxy_id} answer {self.answer} by {self.model_version_id}"
+
+
+class EmbeddingIndex(models.Model):
+    """The nearest-neighbour index of one encoder version's stored embeddings (a faiss index
+    file in the storage, read through a verified local copy), built by a worker when a version
+    using that encoder becomes active. Until it exists "more like this" scans the embeddings."""
+
+    encoder_version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="embedding_index")
+    file = models.FileField(upload_to="embedding_indexes/", max_length=300)
+    sha256 = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, help_text="exact (flat scan) or ivf (inverted file, approximate).")
+    vectors = models.PositiveIntegerField()
+    dim = models.PositiveIntegerField()
+    build_seconds = models.FloatField()
+    built_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} index of {self.vectors} embeddings by {self.encoder_version_id}"
+
+
+class ExportJob(models.Model):
+    """A catalogue export requested from the workbench and written by a worker into the
+    storage (``review.export``'s streaming writers): who asked, for what, how it went, and the
+    file to download. Walks ``queued → running → succeeded | failed``."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="export_jobs")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="export_jobs")
+    format = models.CharField(max_length=16)
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="export_jobs", help_text="None: the workflow had no model.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    file = models.FileField(upload_to="exports/", max_length=300, blank=True)
+    bytes = models.BigIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workflow", "-created_at"], name="export_job_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.format} export {self.pk} of {self.workflow_id} ({self.state})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (self.State.SUCCEEDED, self.State.FAILED)

@@ -14,17 +14,29 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
 from classifications.models import Classification, SubjectStatus
+from core.storage import local_copy
 from galaxies.models import Galaxy
 from galaxies.selectors import cone_search
 from retraining.models import ModelVersion, Prediction
-from retraining.selectors import active_model_version, prediction_block
+from retraining.selectors import active_model_version, embedding_chunks, galaxy_embedding, prediction_block
 from workflows.models import Workflow
 
-from .errors import InvalidQuery, NoActiveModel
-from .models import ExpertClassification, Flag, RetirementOverride, ReviewScore
+from . import vectors
+from .errors import InvalidQuery, NoActiveModel, NotEmbedded
+from .models import (
+    EmbeddingIndex,
+    ExpertClassification,
+    ExportJob,
+    Flag,
+    IntervalExtreme,
+    RetirementOverride,
+    ReviewScore,
+)
 
-SORTS = ("bald", "entropy", "disagreement", "width", "votes", "retired")
-INDEXED_SORTS = ("bald", "entropy", "disagreement")
+SORTS = ("bald", "entropy", "disagreement", "changed", "width", "votes", "retired")
+# Sort keys that are never NULL in the rows sorted (disagreement and changed are filtered to
+# their partial index's rows; every galaxy has a status row in every workflow).
+NOT_NULL_SORTS = ("bald", "entropy", "disagreement", "changed", "votes", "width")
 FLAG_FILTERS = ("any", "none", *Flag.Kind.values)
 EXPERT_FILTERS = ("labelled", "unlabelled")
 
@@ -109,26 +121,48 @@ def review_queue(*, workflow: Workflow, query: QueueQuery) -> QueuePage:
         scores = scores.filter(retired_at__isnull=not query.retired)
     if query.galaxy_ids is not None:
         scores = scores.filter(galaxy_id__in=list(query.galaxy_ids))
+    if query.sort in ("disagreement", "changed"):
+        # Only some galaxies have the score; the partial index holds exactly those.
+        scores = scores.filter(**{f"{query.sort}__isnull": False})
+    if query.sort == "votes":
+        scores = scores.filter(votes__isnull=False)  # an inner join: the status index can lead
+    offset = (query.page - 1) * query.page_size
+    rows = None
     if query.sort == "width":
+        rows = _widest_from_extremes(scores, version=version, answer=column_index[query.answer], query=query)
         i = column_index[query.answer]
         scores = scores.annotate(width=F(f"hi{i}") - F(f"lo{i}"))
-    if query.sort == "disagreement":
-        # Only galaxies with enough votes have a score; the partial index holds exactly those.
-        scores = scores.filter(disagreement__isnull=False)
-    key = {"bald": F("acquisition"), "entropy": F("entropy"), "disagreement": F("disagreement"),
-           "width": F("width"), "votes": F("votes"), "retired": F("retired_at")}[query.sort]
-    if query.sort in INDEXED_SORTS:
-        # Plain ASC/DESC (the columns are never NULL here), so PostgreSQL walks the sort's own
-        # index and stops after a page; NULLS LAST would not match the index and sort everything.
-        order = key.desc() if query.descending else key.asc()
-    else:
-        order = key.desc(nulls_last=True) if query.descending else key.asc(nulls_last=True)
-    scores = scores.order_by(order, "galaxy_id").select_related("galaxy")
-    offset = (query.page - 1) * query.page_size
-    rows = list(scores[offset:offset + query.page_size + 1])
+    if rows is None:
+        rows = list(_ordered(scores, query)[offset:offset + query.page_size + 1])
     items = [_queue_item(row, wanted=wanted, column_index=column_index) for row in rows[:query.page_size]]
     return QueuePage(model_version=version, items=items, page=query.page, page_size=query.page_size,
                      has_next=len(rows) > query.page_size)
+
+
+def _ordered(scores: QuerySet[ReviewScore], query: QueueQuery) -> QuerySet[ReviewScore]:
+    """Sorted by the query's key, galaxy id breaking ties in the same direction, so each sort
+    reads its index in one direction. Plain ASC/DESC where the key is never NULL: NULLS LAST
+    would not match the index and PostgreSQL would sort everything."""
+    key = F({"bald": "acquisition", "votes": "votes", "retired": "retired_at"}.get(query.sort, query.sort))
+    nulls = {} if query.sort in NOT_NULL_SORTS else {"nulls_last": True}
+    order = key.desc(**nulls) if query.descending else key.asc(**nulls)
+    tiebreak = F("galaxy_id").desc() if query.descending else F("galaxy_id").asc()
+    return scores.order_by(order, tiebreak).select_related("galaxy")
+
+
+def _widest_from_extremes(scores: QuerySet[ReviewScore], *, version: ModelVersion, answer: int,
+                          query: QueueQuery) -> list[ReviewScore] | None:
+    """The page sorted by one answer's interval width, read through the stored extremes (an
+    index walk), or None when they hold too few rows for it: every galaxy outside them is less
+    extreme than all inside, so a full page (plus the next-page probe) found there is exact."""
+    end = IntervalExtreme.End.WIDEST if query.descending else IntervalExtreme.End.NARROWEST
+    condition = Q(galaxy__interval_extremes__model_version=version, galaxy__interval_extremes__answer=answer,
+                  galaxy__interval_extremes__end=end)
+    stored = (scores.annotate(extreme=FilteredRelation("galaxy__interval_extremes", condition=condition))
+              .filter(extreme__isnull=False).annotate(width=F("extreme__width")))
+    offset = (query.page - 1) * query.page_size
+    rows = list(_ordered(stored, query)[offset:offset + query.page_size + 1])
+    return rows if len(rows) > query.page_size else None
 
 
 def _queue_item(row: ReviewScore, *, wanted: list[str], column_index: dict[str, int]) -> dict[str, Any]:
@@ -136,7 +170,7 @@ def _queue_item(row: ReviewScore, *, wanted: list[str], column_index: dict[str, 
     return {
         "galaxy_id": galaxy.pk, "id_str": galaxy.id_str, "ra": galaxy.ra, "dec": galaxy.dec, "survey": galaxy.survey,
         "image_url": galaxy.image.url if galaxy.image else None,
-        "bald": row.acquisition, "entropy": row.entropy, "disagreement": row.disagreement,
+        "bald": row.acquisition, "entropy": row.entropy, "disagreement": row.disagreement, "changed": row.changed,
         "votes": row.votes or 0, "retired": row.retired_at is not None, "retirement_reason": row.retirement_reason or "",
         "open_flags": row.open_flags, "expert_labelled": row.expert_labelled,
         "answers": {column: {"fraction": getattr(row, f"f{column_index[column]}"),
@@ -350,3 +384,55 @@ def volunteer_agreement(*, workflow: Workflow) -> list[dict[str, Any]]:
             agree, n = agree + (majority == [answers[question.key]]), n + 1
         out.append({"question": question.key, "text": question.text, "n": n, "agreement": agree / n if n else None})
     return out
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    model_version: ModelVersion
+    method: str  # "exact" or "ivf" (the built index), or "scan" (no index yet)
+    items: list[dict[str, Any]]
+
+
+_LOADED_INDEXES: dict[str, Any] = {}
+
+
+def _loaded_index(built: EmbeddingIndex):
+    """The faiss index, read once per process from a verified local copy of the stored file
+    (hundreds of MB at 1M galaxies: never per request); the two newest are kept."""
+    if built.sha256 not in _LOADED_INDEXES:
+        path = local_copy(built.file.name, sha256=built.sha256)
+        while len(_LOADED_INDEXES) >= 2:
+            _LOADED_INDEXES.pop(next(iter(_LOADED_INDEXES)))
+        _LOADED_INDEXES[built.sha256] = vectors.from_bytes(path.read_bytes())
+    return _LOADED_INDEXES[built.sha256]
+
+
+def similar_galaxies(*, workflow: Workflow, galaxy: Galaxy, k: int) -> Neighbours:
+    """The ``k`` galaxies nearest to this one in the active model's encoder embedding (cosine
+    similarity), most similar first, itself left out. Through the encoder's index once built;
+    before, an exact scan of every stored embedding (reads N × 512 B: ~1 s per 100k galaxies)."""
+    version = active_model_version(workflow=workflow)
+    if version is None:
+        raise NoActiveModel(f"{workflow.slug} has no active model yet: train one first", field="workflow")
+    encoder = version.encoder_version
+    query = galaxy_embedding(model_version_id=encoder.pk, galaxy_id=galaxy.pk)
+    if query is None:
+        raise NotEmbedded(f"{galaxy.id_str} has no embedding from model v{encoder.number}", field="id_str")
+    built = EmbeddingIndex.objects.filter(encoder_version=encoder).first()
+    if built is not None:
+        found = vectors.search(_loaded_index(built), query, k=k + 1, nprobe=settings.REVIEW_INDEX_NPROBE)
+        method = built.kind
+    else:
+        found = vectors.exact_search(embedding_chunks(model_version_id=encoder.pk), query, k=k + 1)
+        method = "scan"
+    found = [(gid, similarity) for gid, similarity in found if gid != galaxy.pk][:k]
+    galaxies = Galaxy.objects.in_bulk([gid for gid, _ in found])
+    items = [{"galaxy_id": gid, "id_str": galaxies[gid].id_str, "ra": galaxies[gid].ra, "dec": galaxies[gid].dec,
+              "image_url": galaxies[gid].image.url if galaxies[gid].image else None, "similarity": similarity}
+             for gid, similarity in found if gid in galaxies]
+    return Neighbours(model_version=version, method=method, items=items)
+
+
+def export_jobs(*, workflow: Workflow | None = None) -> QuerySet[ExportJob]:
+    jobs = ExportJob.objects.select_related("workflow", "model_version", "requested_by")
+    return jobs.filter(workflow=workflow) if workflow is not None else jobs

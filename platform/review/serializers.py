@@ -1,8 +1,10 @@
 """Request bodies and response shapes of the workbench API."""
 
+from django.urls import reverse
 from rest_framework import serializers
 
 from .errors import InvalidQuery
+from .export import FORMATS
 from .models import ExpertClassification, Flag, RetirementOverride
 
 
@@ -90,6 +92,8 @@ class ReviewQueueItemSerializer(serializers.Serializer):
     bald = serializers.FloatField()
     entropy = serializers.FloatField()
     disagreement = serializers.FloatField(allow_null=True)
+    changed = serializers.FloatField(allow_null=True,
+                                     help_text="Largest |Δ mean fraction| since the previous model version.")
     votes = serializers.IntegerField()
     retired = serializers.BooleanField()
     retirement_reason = serializers.CharField()
@@ -97,3 +101,27 @@ class ReviewQueueItemSerializer(serializers.Serializer):
     expert_labelled = serializers.BooleanField()
     answers = serializers.DictField(child=serializers.DictField(child=serializers.FloatField(allow_null=True)))
     separation_deg = serializers.FloatField(required=False)
+
+
+class ExportInput(serializers.Serializer):
+    format = serializers.ChoiceField(choices=list(FORMATS))
+    model_version = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                             help_text="Model version number (default: the active one).")
+
+
+class ExportJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    workflow = serializers.CharField(source="workflow.slug")
+    format = serializers.CharField()
+    model_version = serializers.IntegerField(source="model_version.number", allow_null=True, default=None)
+    requested_by = serializers.CharField(source="requested_by.get_username")
+    state = serializers.CharField()
+    rows = serializers.IntegerField()
+    bytes = serializers.IntegerField()
+    error = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    download_url = serializers.SerializerMethodField()
+
+    def get_download_url(self, job) -> str | None:
+        return reverse("review-export-download", args=[job.pk]) if job.state == "succeeded" else None

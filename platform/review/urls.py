@@ -14,6 +14,8 @@ urlpatterns = [
          api.ExpertClassificationApi.as_view(), name="review-expert-classification"),
     path("workflows/<slug:slug>/galaxies/<str:id_str>/retirement/", api.RetirementApi.as_view(),
          name="review-retirement"),
+    path("workflows/<slug:slug>/galaxies/<str:id_str>/similar/", api.SimilarGalaxiesApi.as_view(),
+         name="review-similar"),
     path("galaxies/<str:id_str>/flags/", api.FlagListCreateApi.as_view(), name="review-flags"),
     path("flags/<int:pk>/resolve/", api.ResolveFlagApi.as_view(), name="review-flag-resolve"),
     path("workflows/<slug:slug>/models/", api.ModelDashboardApi.as_view(), name="review-models"),
@@ -24,4 +26,7 @@ urlpatterns = [
     path("cone/", api.ConeSearchApi.as_view(), name="review-cone"),
     path("workflows/<slug:slug>/galaxies/<str:id_str>/shadow-ban/", api.ShadowBanApi.as_view(),
          name="review-shadow-ban"),
+    path("workflows/<slug:slug>/exports/", api.ExportListCreateApi.as_view(), name="review-exports"),
+    path("exports/<int:pk>/", api.ExportJobApi.as_view(), name="review-export"),
+    path("exports/<int:pk>/download/", api.ExportDownloadApi.as_view(), name="review-export-download"),
 ]

@@ -48,21 +48,24 @@ def main() -> None:
     parser.add_argument("--galaxies", type=int, default=100_000)
     parser.add_argument("--chunk-size", type=int, default=5000)
     parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
+    parser.add_argument("--sizes", nargs="+", type=int, help="catalogue sizes (default: a quarter, half and all)")
+    parser.add_argument("--reuse", action="store_true", help="keep a database workbench_benchmark built at that size")
     args = parser.parse_args()
     wb.setup_django(args.database_url)
-    sizes = [args.galaxies // 4, args.galaxies // 2, args.galaxies]
+    sizes = args.sizes or [args.galaxies // 4, args.galaxies // 2, args.galaxies]
     print(f"chunk size {args.chunk_size}; peak RSS is the exporting process's (Python, Django, pandas, "
           f"astropy, pyarrow included)")
     print(f"{'galaxies':>10} {'format':>8} {'seconds':>8} {'galaxies/s':>11} {'peak RSS MiB':>13} {'file MiB':>9}")
     with tempfile.TemporaryDirectory() as scratch:
         for n in sizes:
-            wb.build(n, seed=0, reuse=False, log=lambda *_: None)
+            wb.build(n, seed=0, reuse=args.reuse, log=lambda *_: None)
             for fmt in args.formats:
                 out = Path(scratch) / f"catalogue.{fmt}"
                 # A fresh interpreter per export, so each peak is its own (ru_maxrss of children
                 # is a running maximum, hence one grandchild per measurement).
                 seconds, peak, size = _measured(fmt, out, args)
-                print(f"{n:>10,} {fmt:>8} {seconds:>8.1f} {n / seconds:>11,.0f} {peak:>13.0f} {size / 2**20:>9.1f}")
+                print(f"{n:>10,} {fmt:>8} {seconds:>8.1f} {n / seconds:>11,.0f} {peak:>13.0f} {size / 2**20:>9.1f}"
+                      f"   load {wb.load_average()}", flush=True)
                 out.unlink()
 
 

@@ -77,7 +77,7 @@ def build(n: int, *, seed: int, reuse: bool, log=print) -> None:
     from galaxies.models import Galaxy
     from galaxies.sky import healpix_pixels
     from retraining.models import ModelVersion, Prediction
-    from review.models import ReviewScore
+    from review.models import IntervalExtreme, ReviewScore
     from review.services import refresh_review_scores
     from workflows.models import Workflow
 
@@ -95,10 +95,11 @@ def build(n: int, *, seed: int, reuse: bool, log=print) -> None:
     step = 100_000
     status_table, galaxy_table, prediction_table = (SubjectStatus._meta.db_table, Galaxy._meta.db_table,
                                                     Prediction._meta.db_table)
-    version = ModelVersion.objects.create(
-        workflow=workflow, number=1, checkpoint="models/bench.pt", checkpoint_sha256="0" * 64,
+    # The previous version predicted every fifth galaxy (the ones ``sort=changed`` can rank).
+    previous, version = (ModelVersion.objects.create(
+        workflow=workflow, number=number, checkpoint="models/bench.pt", checkpoint_sha256="0" * 64,
         tree_hash=workflow.tree_hash, answer_columns=list(tree.answer_columns), predictions_complete=True,
-        is_active=True)
+        is_active=number == 2) for number in (1, 2))
     slices = []
     start = 0
     for question in tree.questions:
@@ -130,6 +131,12 @@ def build(n: int, *, seed: int, reuse: bool, log=print) -> None:
             predictions.write(f"{version.pk}\t{gid}\t{json.dumps(np.round(fractions[i], 4).tolist())}\t"
                               f"{json.dumps(np.round(lower[i], 4).tolist())}\t{json.dumps(np.round(upper[i], 4).tolist())}\t"
                               f"{acquisition[i]:.6f}\t{entropy[i]:.6f}\t2026-01-01 00:00:00+00\n")
+            if gid % 5 == 0:
+                shifted = np.clip(fractions[i] + rng.normal(0, 0.05, len(columns)), 0, 1)
+                predictions.write(f"{previous.pk}\t{gid}\t{json.dumps(np.round(shifted, 4).tolist())}\t"
+                                  f"{json.dumps(np.round(lower[i], 4).tolist())}\t"
+                                  f"{json.dumps(np.round(upper[i], 4).tolist())}\t"
+                                  f"{acquisition[i]:.6f}\t{entropy[i]:.6f}\t2026-01-01 00:00:00+00\n")
             counts = {"smooth-or-featured_smooth": int(smooth[i]),
                       "smooth-or-featured_featured-or-disk": int(votes[i] - smooth[i])}
             statuses.write(f"{workflow.pk}\t{gid}\t{json.dumps(counts)}\t{votes[i]}\t\\N\t\t{acquisition[i]:.6f}\t"
@@ -151,7 +158,21 @@ def build(n: int, *, seed: int, reuse: bool, log=print) -> None:
     seconds = time.perf_counter() - started
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    log(f"review-score refresh: {written} galaxies in {seconds:.1f} s ({written / seconds:,.0f} galaxies/s)")
+    log(f"review-score refresh: {written} galaxies in {seconds:.1f} s ({written / seconds:,.0f} galaxies/s)"
+        f"   load average {load_average()}")
+    with connection.cursor() as cursor:
+        for model in (Galaxy, SubjectStatus, Prediction, ReviewScore, IntervalExtreme):
+            table = model._meta.db_table
+            cursor.execute("SELECT pg_table_size(%s), pg_indexes_size(%s), (SELECT count(*) FROM "
+                           f"{table})", [table, table])
+            heap, indexes, count = cursor.fetchone()
+            log(f"  {table:<32} {count:>10,} rows  table {heap / 2**20:8.1f} MiB  indexes {indexes / 2**20:8.1f} MiB")
+        cursor.execute("SELECT pg_relation_size('subject_vote_count')")
+        log(f"  index subject_vote_count {cursor.fetchone()[0] / 2**20:.1f} MiB")
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def percentiles(samples: list[float]) -> str:
@@ -177,7 +198,7 @@ def measure(args) -> None:
             started = time.perf_counter()
             found.append(len(cone_search(ra=ra, dec=dec, radius_deg=radius)))
             times.append(time.perf_counter() - started)
-        print(f"{label:<44} {percentiles(times)}   (mean {np.mean(found):.1f} galaxies)")
+        print(f"{label:<56} {percentiles(times)}   (mean {np.mean(found):.1f} galaxies)   load {load_average()}")
     workflow = Workflow.objects.get(slug=WORKFLOW)
     shapes = {
         "queue: sort=bald": "sort=bald",
@@ -186,7 +207,13 @@ def measure(args) -> None:
         "queue: sort=votes": "sort=votes",
         "queue: sort=bald&min=bar_strong:0.5": "sort=bald&min=bar_strong:0.5",
         "queue: sort=bald&survey=south&expert=unlabelled": "sort=bald&survey=south&expert=unlabelled",
+        "queue: sort=votes&order=asc": "sort=votes&order=asc",
+        "queue: sort=changed": "sort=changed",
         "queue: sort=width&answer=bar_strong": "sort=width&answer=bar_strong",
+        "queue: sort=width&answer=bar_strong&order=asc": "sort=width&answer=bar_strong&order=asc",
+        "queue: sort=width&answer=bar_strong, page 100": "sort=width&answer=bar_strong&page=100",
+        "queue: sort=width&answer=bar_strong&min=bar_strong:0.5": "sort=width&answer=bar_strong&min=bar_strong:0.5",
+        "queue: sort=votes&survey=south": "sort=votes&survey=south",
         "queue: 1-degree cone, sort=bald": None,
     }
     for label, query in shapes.items():
@@ -201,7 +228,7 @@ def measure(args) -> None:
             parsed, _ = parse_queue_query(QueryDict(query_string))
             review_queue(workflow=workflow, query=parsed)
             times.append(time.perf_counter() - started)
-        print(f"{label:<44} {percentiles(times)}")
+        print(f"{label:<56} {percentiles(times)}   load {load_average()}")
 
 
 def main() -> None:

@@ -1,17 +1,22 @@
 """The scientist's flow in Debian's Chromium: find the most uncertain barred candidates inside a
-cone, open one, record an expert classification and a flag, force-retire it; screenshots of
-the queue and the dossier."""
+cone, open one (with its nearest neighbours), record an expert classification and a flag,
+force-retire it; export the catalogue and download it; screenshots of the queue, the dossier
+and the exports page."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
 from classifications.models import SubjectStatus
+from classifier.live_head import embedding_bytes
 from classifier.samples import sample_fraction_bytes
 from classifier.schema import Schema
+from config.celery import app
+from retraining.models import GalaxyEmbedding
 from review.access import grant_scientist
-from review.models import ExpertClassification, Flag, RetirementOverride
+from review.models import ExpertClassification, ExportJob, Flag, RetirementOverride
 from tests.frontend.conftest import make_galaxies, shot
 from tests.frontend.test_demo_site_browser import AXE_URL, axe_violations, serve_axe
 from tests.platform.review.conftest import make_version, predict, uniform_fractions
@@ -54,6 +59,12 @@ def catalogue():
         samples = rng.gamma(40 * np.asarray(fractions) + 0.5, 1.0, (1, 5, schema.n_answers))
         prediction.sample_fractions = sample_fraction_bytes(samples, schema)[0]
         prediction.save()
+    # Embeddings in three kinds (the synthetic images' kinds cycle the same way): "more like this".
+    neighbour_rng = np.random.default_rng(1)
+    centres = neighbour_rng.normal(size=(3, 16))
+    vectors = embedding_bytes(centres[np.arange(len(galaxies)) % 3] + 0.3 * neighbour_rng.normal(size=(len(galaxies), 16)))
+    GalaxyEmbedding.objects.bulk_create([GalaxyEmbedding(model_version=version, galaxy=g, vector=v)
+                                         for g, v in zip(galaxies, vectors)])
     return workflow, galaxies
 
 
@@ -93,9 +104,29 @@ def test_scientist_reviews_labels_flags_and_retires(scientist_page, catalogue):
     page.wait_for_selector("#retire-form button:has-text('Un-retire')")
     assert SubjectStatus.objects.get(workflow=workflow, galaxy=chosen).retired_at is not None
     assert RetirementOverride.objects.get(galaxy=chosen).reason == "settled by expert label"
+    neighbours = page.locator("[aria-label='Similar galaxies'] .wb-name")
+    assert neighbours.count() == 12 and chosen.id_str not in neighbours.all_inner_texts()
     # A function, not an expression: polling an expression evals it in the page, which the CSP refuses.
     page.wait_for_function("() => document.querySelector('.wb-chart img').complete")
     shot(page, "workbench-dossier", full_page=True)
+    assert not page.js_errors
+
+
+def test_scientist_exports_the_catalogue_and_downloads_it(scientist_page, catalogue, monkeypatch):
+    monkeypatch.setitem(app.conf, "task_always_eager", True)  # the live server's thread runs the task
+    _, galaxies = catalogue
+    page = scientist_page(f"/workbench/{WORKFLOW}/", accept_downloads=True)
+    page.click("nav >> text=Export")
+    page.select_option("select[name=format]", "csv")
+    page.click("button:has-text('Export the catalogue')")
+    link = page.wait_for_selector("a:has-text('Download')")
+    assert ExportJob.objects.get().state == "succeeded"
+    shot(page, "workbench-exports")
+    with page.expect_download() as download:
+        link.click()
+    frame = pd.read_csv(download.value.path())
+    assert sorted(frame["id_str"]) == sorted(g.id_str for g in galaxies)
+    assert "bar_strong_fraction" in frame.columns
     assert not page.js_errors
 
 
@@ -183,7 +214,8 @@ def test_workbench_pages_pass_axe(scientist_page, catalogue):
     audits = {}
     for name, path in (("queue", f"/workbench/{WORKFLOW}/?sort=bald"),
                        ("dossier", f"/workbench/{WORKFLOW}/galaxies/{galaxies[0].id_str}/"),
-                       ("models", f"/workbench/{WORKFLOW}/models/")):
+                       ("models", f"/workbench/{WORKFLOW}/models/"),
+                       ("exports", f"/workbench/{WORKFLOW}/exports/")):
         page = scientist_page(path, routes={f"**{AXE_URL}": serve_axe})
         page.wait_for_load_state("networkidle")
         audits[name] = axe_violations(page)

@@ -11,7 +11,8 @@ from classifications.services import Submission, ensure_subject_statuses, submit
 from classifications.volunteers import Volunteer
 from retraining.models import ModelVersion, Prediction
 from review.access import grant_scientist
-from tests.platform.factories import GalaxyFactory
+from review.services import flag_galaxy, record_expert_classification, set_retirement
+from tests.platform.factories import GalaxyFactory, decals_smooth_path
 from workflows.models import Workflow
 
 WORKFLOW = "gz-decals-dr5"
@@ -80,3 +81,20 @@ def users(db):
     admin = model.objects.create_superuser("boss", "boss@example.org", "pw-12345678")
     return {"anonymous": None, "volunteer": volunteer, "scientist": scientist, "admin": admin}
 
+
+@pytest.fixture
+def catalogue(scored, workflow, users):
+    """The scored galaxies with votes, an expert label, two flags, a forced retirement whose
+    reason is a spreadsheet formula, and an unpredicted galaxy with a hostile survey name."""
+    galaxies = scored["galaxies"]
+    vote(workflow, galaxies[0], decals_smooth_path(), 3)
+    scientist = users["scientist"].pk
+    record_expert_classification(workflow=workflow, galaxy=galaxies[1], expert_id=scientist,
+                                 annotations=decals_smooth_path())
+    flag_galaxy(galaxy=galaxies[2], kind="artifact", user_id=scientist)
+    flag_galaxy(galaxy=galaxies[2], kind="interesting", user_id=scientist)
+    set_retirement(workflow=workflow, galaxy=galaxies[3], retire=True, reason="=cmd|' /C calc'!A0", user_id=scientist)
+    # A galaxy the model never predicted, with a hostile survey name.
+    GalaxyFactory(id_str="JNOPRED", ra=1.0, dec=-2.0, survey="@SUM(A1)")
+    ensure_subject_statuses(workflow=workflow)
+    return scored

@@ -1,26 +1,46 @@
 """Every workbench page and endpoint × every role: scientists and admins in; volunteers and
 anonymous visitors out (403 JSON from the API; sign-in redirect or 403 from the pages)."""
 
+import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from classifications.models import Classification
+from classifier.live_head import embedding_bytes
+from retraining.models import GalaxyEmbedding
 from review.access import SCIENTIST_GROUP, can_use_workbench, grant_scientist
-from review.models import Flag
+from review.models import ExportJob, Flag
 from review.selectors import pseudonym
 from tests.platform.factories import decals_smooth_path
 
 from .conftest import WORKFLOW, make_version, vote
 
+
+def _embed(scored) -> None:
+    """Embeddings for the scored galaxies, so "more like this" has neighbours to show."""
+    vectors = embedding_bytes(np.random.default_rng(0).normal(size=(len(scored["galaxies"]), 8)))
+    GalaxyEmbedding.objects.bulk_create([GalaxyEmbedding(model_version=scored["version"], galaxy=g, vector=v)
+                                         for g, v in zip(scored["galaxies"], vectors)])
+
+
 ALLOWED = {"anonymous": False, "volunteer": False, "scientist": True, "admin": True}
 G = "JREVIEW03"
 
 
-def _endpoints(flag_id: int):
+def _export(scored, users) -> ExportJob:
+    """A finished export with a file in the storage, to download."""
+    job = ExportJob.objects.create(workflow=scored["version"].workflow, requested_by=users["scientist"], format="csv",
+                                   model_version=scored["version"], state=ExportJob.State.SUCCEEDED, rows=1)
+    job.file.save("access.csv", ContentFile(b"id_str\nJREVIEW03\n"))
+    return job
+
+
+def _endpoints(flag_id: int, export_id: int):
     """(method, url, body, success status) of every workbench API endpoint."""
     voted = Classification.objects.select_related("workflow", "galaxy").order_by("id").first()
     return [
@@ -40,6 +60,11 @@ def _endpoints(flag_id: int):
         ("get", reverse("review-models", args=[WORKFLOW]), None, 200),
         ("post", reverse("review-shadow-ban", args=[voted.workflow.slug, voted.galaxy.id_str]),
          {"pseudonym": pseudonym(voted.volunteer_key), "reason": "burst"}, 201),
+        ("get", reverse("review-similar", args=[WORKFLOW, G]), None, 200),
+        ("get", reverse("review-exports", args=[WORKFLOW]), None, 200),
+        ("post", reverse("review-exports", args=[WORKFLOW]), {"format": "csv"}, 202),
+        ("get", reverse("review-export", args=[export_id]), None, 200),
+        ("get", reverse("review-export-download", args=[export_id]), None, 200),
         ("get", reverse("review-expert-agreement", args=[WORKFLOW]), None, 200),
         ("post", reverse("review-model-activate", args=[WORKFLOW, 2]), None, 200),  # last: it switches the model
     ]
@@ -51,6 +76,7 @@ PAGES = [
     (lambda: reverse("workbench-dossier", args=[WORKFLOW, G]), 200),
     (lambda: reverse("workbench-posterior", args=[WORKFLOW, G]), 200),
     (lambda: reverse("workbench-models", args=[WORKFLOW]), 200),
+    (lambda: reverse("workbench-exports", args=[WORKFLOW]), 200),
     (lambda: reverse("workbench-learning-curves", args=[WORKFLOW]) + "?v=1", 200),
 ]
 
@@ -61,13 +87,16 @@ def test_every_api_endpoint_by_role(role, users, scored, monkeypatch):
     from review import tasks
 
     monkeypatch.setattr(tasks.refresh_review_scores, "apply_async", lambda *args, **kwargs: None)
+    monkeypatch.setattr(tasks.run_export, "apply_async", lambda *args, **kwargs: None)
+    _embed(scored)
+    export = _export(scored, users)
     flag = Flag.objects.create(galaxy=scored["galaxies"][3], kind="artifact", created_by=users["admin"])
     vote(scored["version"].workflow, scored["galaxies"][3], decals_smooth_path(), count=1)
     make_version(scored["version"].workflow, number=2, active=False)
     client = APIClient()
     if users[role] is not None:
         client.force_authenticate(users[role])
-    for method, url, body, success in _endpoints(flag.pk):
+    for method, url, body, success in _endpoints(flag.pk, export.pk):
         response = getattr(client, method)(url, body, format="json")
         if ALLOWED[role]:
             assert response.status_code == success, (url, response.content)

@@ -9,30 +9,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from review.export import catalog_chunks, catalog_layout, escape_formula
-from review.services import flag_galaxy, record_expert_classification, set_retirement
-from tests.platform.factories import GalaxyFactory, decals_smooth_path
 
-from .conftest import BAR_STRONG, WORKFLOW, vote
+from .conftest import BAR_STRONG, WORKFLOW
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def catalogue(scored, workflow, users):
-    galaxies = scored["galaxies"]
-    vote(workflow, galaxies[0], decals_smooth_path(), 3)
-    scientist = users["scientist"].pk
-    record_expert_classification(workflow=workflow, galaxy=galaxies[1], expert_id=scientist,
-                                 annotations=decals_smooth_path())
-    flag_galaxy(galaxy=galaxies[2], kind="artifact", user_id=scientist)
-    flag_galaxy(galaxy=galaxies[2], kind="interesting", user_id=scientist)
-    set_retirement(workflow=workflow, galaxy=galaxies[3], retire=True, reason="=cmd|' /C calc'!A0", user_id=scientist)
-    # A galaxy the model never predicted, with a hostile survey name.
-    GalaxyFactory(id_str="JNOPRED", ra=1.0, dec=-2.0, survey="@SUM(A1)")
-    from classifications.services import ensure_subject_statuses
-
-    ensure_subject_statuses(workflow=workflow)
-    return scored
 
 
 def expected_frame(workflow) -> pd.DataFrame:

@@ -139,3 +139,62 @@ def test_queue_page_renders_the_grid(client, users, scored):
     body = response.content.decode()
     assert "JREVIEW11" in body and "JREVIEW10" in body and "JREVIEW09" not in body
     assert client.get(reverse("workbench-queue", args=[WORKFLOW]), {"sort": "width"}).status_code == 400
+
+
+def test_sorted_by_change_since_the_previous_version(api, scored, workflow):
+    """``changed`` is the largest |Δ mean| against the version before; galaxies the previous
+    version did not predict have none and are left out of the sort."""
+    from .conftest import make_version, predict, uniform_fractions
+
+    galaxies, version = scored["galaxies"], scored["version"]
+    version.is_active = False
+    version.save(update_fields=["is_active"])
+    newer = make_version(workflow, number=2)
+    shifts = {3: 0.3, 7: 0.1, 9: 0.2}  # v2 moves bar_strong by these; the others are new to v2
+    for i, galaxy in enumerate(galaxies):
+        if i in shifts:
+            predict(newer, galaxy, fractions=uniform_fractions(workflow, **{BAR_STRONG: round(0.1 * i + shifts[i], 3)}))
+    refresh_review_scores(model_version_id=newer.pk)
+    ranked = api(sort="changed").json()["results"]
+    assert [(r["id_str"], round(r["changed"], 6)) for r in ranked] == [
+        ("JREVIEW03", 0.3), ("JREVIEW09", 0.2), ("JREVIEW07", 0.1)]
+
+
+@pytest.mark.parametrize("extremes", [2, 5, 1000])
+def test_width_sort_through_the_stored_extremes_equals_the_full_sort(api, workflow, settings, extremes):
+    """However few extremes are stored, every page (both orders, with a filter, ties included)
+    is the one sorting every prediction's width gives."""
+    import random
+
+    from review.models import IntervalExtreme
+    from tests.platform.factories import GalaxyFactory
+
+    from .conftest import make_version, predict, uniform_fractions
+
+    settings.REVIEW_WIDTH_EXTREMES = extremes
+    rng = random.Random(extremes)
+    galaxies = [GalaxyFactory(id_str=f"JWIDTH{i:02d}") for i in range(30)]
+    version = make_version(workflow)
+    for galaxy in galaxies:
+        predict(version, galaxy, width=rng.choice([0.1, 0.2, 0.25, 0.3, 0.5]),  # many ties
+                fractions=uniform_fractions(workflow, **{BAR_STRONG: rng.choice([0.2, 0.6])}))
+    refresh_review_scores(model_version_id=version.pk)
+    stored = IntervalExtreme.objects.filter(model_version=version, answer=list(version.answer_columns).index(BAR_STRONG))
+    assert stored.filter(end=IntervalExtreme.End.WIDEST).count() >= min(extremes, 30)
+    for order, reverse_ in (("desc", True), ("asc", False)):
+        for bound in ({}, {"min": f"{BAR_STRONG}:0.5"}):
+            a = stored[0].answer
+            exact = {p.galaxy.id_str: (p.upper[a] - p.lower[a], p.galaxy_id)
+                     for p in version.predictions.select_related("galaxy") if not bound or p.fractions[a] >= 0.5}
+            expected = sorted(exact, key=exact.get, reverse=reverse_)
+            got = [n for page in (1, 2, 3, 4) for n in names(api(sort="width", answer=BAR_STRONG, order=order,
+                                                                  page_size=8, page=page, **bound))]
+            assert got == expected, (order, bound)
+
+
+def test_votes_sort_breaks_ties_by_id_in_the_sort_direction(api, scored, workflow):
+    galaxies = scored["galaxies"]
+    vote(workflow, galaxies[2], decals_smooth_path(), 1)
+    descending = names(api(sort="votes"))
+    assert descending[0] == "JREVIEW02" and [index(n) for n in descending[1:]] == [11, 10, 9, 8, 7, 6, 5, 4, 3, 1, 0]
+    assert names(api(sort="votes", order="asc")) == list(reversed(descending))
