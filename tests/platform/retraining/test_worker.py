@@ -5,6 +5,7 @@ SIGKILLed mid-training, a new worker resumes the run, the active model never cha
 meanwhile, no duplicate version."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -284,3 +285,104 @@ def test_worker_group_killed_mid_training_and_mid_prediction_run_is_taken_over_o
     versions = ModelVersion.objects.filter(workflow=workflow)
     assert versions.count() == 1 and versions.get().run_id == run_id and versions.get().is_active
     assert Prediction.objects.filter(model_version=versions.get()).count() == len(galaxies)
+
+
+class RedisServer:
+    """A redis-server of the test's own (another port, a temporary folder), so it can be killed."""
+
+    def __init__(self, folder: Path, *persistence: str):
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.folder, self.persistence, self.process = folder, persistence, None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder),
+             *self.persistence], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(self.url, socket_connect_timeout=1).ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.1)
+        pytest.fail("redis-server did not come up")
+
+    def crash(self) -> None:
+        kill(self.process)
+
+    def queued(self, queue: str) -> int:
+        import redis
+
+        return redis.Redis.from_url(self.url).llen(queue)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """Make RedisServers; each is killed at teardown."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server for a Redis of the test's own (Debian: apt-get install redis-server)")
+    servers = []
+
+    def make(name: str, *persistence: str) -> RedisServer:
+        (tmp_path / name).mkdir()
+        servers.append(RedisServer(tmp_path / name, *persistence))
+        servers[-1].start()
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        if server.process.poll() is None:
+            server.crash()
+
+
+def send_training(run_id: int, broker_url: str) -> None:
+    """What tasks.enqueue_training sends, to the test's own Redis."""
+    from kombu import Connection
+
+    from retraining.tasks import train_model
+
+    with Connection(broker_url) as connection:
+        train_model.apply_async((run_id,), connection=connection)
+
+
+def test_queued_training_survives_a_redis_crash_or_is_sent_again(start_worker, redis_server, tmp_path):
+    """The compose Redis keeps an append-only file synced every second: a message queued before
+    the crash is still there after it, and the worker started afterwards runs it. A Redis without
+    persistence loses it; the run stays queued in the database and beat's reaper sends it again
+    after RETRAIN_QUEUED_RESEND. Either way no run is lost for good."""
+    workflow = Workflow.objects.get(slug="gz-decals-dr5")
+    seed_votes(workflow, make_galaxies(12), volunteers=2)
+    from retraining.runs import start_training_run
+
+    durable = redis_server("aof", "--appendonly", "yes", "--appendfsync", "everysec", "--save", "")
+    first = start_training_run(workflow=workflow, trigger=TrainingRun.Trigger.API, overrides=TINY_TRAINING)
+    send_training(first.pk, durable.url)
+    assert durable.queued("gpu") == 1
+    time.sleep(1.5)  # everysec: the append-only file is synced within a second
+    durable.crash()
+    durable.start()
+    assert durable.queued("gpu") == 1
+    worker = start_worker(CELERY_BROKER_URL=durable.url)
+    admin = admin_client()
+    assert wait_until_finished(admin, first.pk, tmp_path)["status"] == "succeeded"
+    kill(worker)
+
+    volatile = redis_server("none", "--appendonly", "no", "--save", "")
+    second = start_training_run(workflow=workflow, trigger=TrainingRun.Trigger.API, overrides=TINY_TRAINING)
+    send_training(second.pk, volatile.url)
+    volatile.crash()
+    volatile.start()
+    assert volatile.queued("gpu") == 0  # the message is gone
+    resend = {"CELERY_BROKER_URL": volatile.url, "RETRAIN_QUEUED_RESEND": "3", "RETRAIN_REAP_INTERVAL": "1"}
+    start_worker("beat", **resend)
+    start_worker(**resend)
+    run = wait_until_finished(admin, second.pk, tmp_path)
+    assert run["status"] == "succeeded" and run["attempt"] == 1, run["log"]
+    assert ModelVersion.objects.filter(workflow=workflow).count() == 2
