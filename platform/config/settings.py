@@ -277,7 +277,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     # Views opt in with `throttle_scope`; rates per volunteer, and per address (`<scope>_ip`).
-    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.ScopedThrottle", "core.throttles.ScopedIpThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.ScopedThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "submit": env.str("THROTTLE_SUBMIT", default="60/min"),
         "submit_ip": env.str("THROTTLE_SUBMIT_IP", default="600/min"),
