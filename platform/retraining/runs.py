@@ -102,7 +102,14 @@ def start_training_run(*, workflow: Workflow, trigger: str, triggered_by_id: int
     ``full_retrain``. The training configuration is a ``TrainConfig`` preset
     (``RETRAIN_TRAIN_PRESET`` unless ``preset``) plus ``RETRAIN_TRAIN_OVERRIDES`` and
     ``overrides``. Raises :class:`RunAlreadyActive` while another run of the workflow is queued
-    or running (the database enforces it too)."""
+    or running (the database enforces it too); a running run silent for
+    ``RETRAIN_HEARTBEAT_TIMEOUT`` is failed first (where no beat recovers it, e.g. the demo,
+    asking for a new run is what frees the workflow)."""
+    silent_before = timezone.now() - timedelta(seconds=settings.RETRAIN_HEARTBEAT_TIMEOUT)
+    for silent in TrainingRun.objects.filter(workflow=workflow, kind=kind, status=TrainingRun.Status.RUNNING,
+                                             heartbeat_at__lt=silent_before).only("pk", "attempt", "heartbeat_at"):
+        fail_run(run_id=silent.pk, attempt=silent.attempt,
+                 error=f"worker lost: no heartbeat since {silent.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC")
     active = TrainingRun.objects.filter(workflow=workflow, kind=kind, status__in=TrainingRun.ACTIVE_STATUSES).first()
     if active is not None:
         raise RunAlreadyActive(f"{kind} run {active.pk} of '{workflow.slug}' is already {active.status}",

@@ -258,3 +258,15 @@ def test_unreachable_broker_fails_the_run_instead_of_leaving_it_queued(decals, m
         tasks.enqueue_training(run.pk)
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.FAILED and "Connection refused" in run.error
+
+
+def test_asking_for_a_new_run_fails_a_silent_one_where_no_beat_recovers_it(decals, settings):
+    run = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)
+    claim_run(run_id=run.pk, worker="elsewhere:1")
+    with pytest.raises(RunAlreadyActive):
+        start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)  # heartbeat fresh
+    silence(run.pk, settings.RETRAIN_HEARTBEAT_TIMEOUT + 1)
+    retry = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.FAILED and "no heartbeat" in run.error
+    assert retry.status == TrainingRun.Status.QUEUED
