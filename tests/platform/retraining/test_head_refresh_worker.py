@@ -27,7 +27,8 @@ from workflows.models import Workflow
 
 from .conftest import TINY_HEAD, TINY_TRAINING, make_galaxies, simulated_answer
 
-pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# serialized_rollback: its flush must not re-create the content types that the next serialized test restores.
+pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RUN_TIMEOUT = 300
 HEAD_AFTER = 10
