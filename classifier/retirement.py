@@ -62,6 +62,11 @@ TUNED_THRESHOLDS: dict[str, dict[str, float]] = {
                    "spiral-arm-count": 0.00543, "merging": 0.00447},
 }
 REACH_MODELS = ("observed", "observed-flat", "tree")
+# Which questions may block: "every" question that will be scored (the default: the promise is
+# judged on every question's majority), or only those on the current "majority-path" (the answers
+# a consensus catalogue keeps: a close bar vote no longer holds a galaxy whose majority says
+# smooth). Measured in docs/retirement.md (retirement_levers.py); not the platform's default.
+BLOCKING = ("every", "majority-path")
 _CACHE_SIZE = 64
 
 
@@ -157,6 +162,13 @@ class _TreeArrays:
             self.path_answers[list(path), column] = 1.0
             self.path_ends[column, qi] = 1.0
         self.column_position = {column: i for i, column in enumerate(schema.answer_columns)}
+        # The tree's edges (parent question, answer, child question) for the majority path,
+        # propagated level by level: one (E,) gather and one (E, Q) product per level.
+        self.edge_parent = np.array([dep.parent for dep in schema.dependencies], dtype=np.intp)
+        self.edge_answer = np.array([dep.answer_index for dep in schema.dependencies], dtype=np.intp)
+        self.edge_child = np.zeros((len(schema.dependencies), schema.n_questions))
+        self.edge_child[np.arange(len(schema.dependencies)), [dep.question for dep in schema.dependencies]] = 1.0
+        self.depth = max((len(path) for options in paths.values() for path in options), default=0)
 
 
 _TREES: OrderedDict[str, _TreeArrays] = OrderedDict()
@@ -203,14 +215,15 @@ class RetirementRule:
     considered meaningful; ``base_concentration`` the Dirichlet pseudo-votes per answer (one
     number, or a mapping by question and/or answer column, e.g. a population prior); ``reach`` how future volunteers reaching a question are
     modelled (``"observed"``, ``"observed-flat"`` or ``"tree"``); ``questions`` restricts the rule to some
-    questions (e.g. only the first, for comparison). Use :meth:`cached` on hot paths.
+    questions (e.g. only the first, for comparison); ``blocking`` which questions may hold a galaxy
+    (``"every"``, or only those on the current ``"majority-path"``). Use :meth:`cached` on hot paths.
     """
 
     def __init__(self, tree: DecisionTree | Schema, *, max_votes: int = DEFAULT_MAX_VOTES,
                  min_votes: int = DEFAULT_MIN_VOTES, threshold: float | Mapping[str, float] | None = None,
                  min_scored_votes: int = DEFAULT_MIN_SCORED_VOTES,
                  base_concentration: float | Mapping[str, float] = DEFAULT_BASE_CONCENTRATION,
-                 reach: str = DEFAULT_REACH, questions: Sequence[str] | None = None):
+                 reach: str = DEFAULT_REACH, questions: Sequence[str] | None = None, blocking: str = "every"):
         self._arrays = _tree_arrays(tree)
         self.schema = self._arrays.schema
         self.tree = self.schema.tree
@@ -226,6 +239,8 @@ class RetirementRule:
             raise ValueError("need 0 < threshold < 1 for every question and base_concentration > 0 for every answer")
         if reach not in REACH_MODELS:
             raise ValueError(f"reach must be one of {REACH_MODELS}, not {reach!r}")
+        if blocking not in BLOCKING:
+            raise ValueError(f"blocking must be one of {BLOCKING}, not {blocking!r}")
         unknown = set(questions or ()) - set(keys)
         if unknown:
             raise ValueError(f"unknown question(s) {sorted(unknown)}")
@@ -237,6 +252,7 @@ class RetirementRule:
         self.base_concentration = base_concentration
         self.answer_concentration = concentrations
         self.reach = reach
+        self.blocking = blocking
         self.questions = tuple(questions) if questions else keys
         self._checked = np.array([k in self.questions for k in keys])
 
@@ -351,9 +367,20 @@ class RetirementRule:
         if where[0].size:
             tail[where] = betabinom_sf(needed[where], pair_votes[where], alpha[where], lead_alpha[where])
         p_change = np.where(has_leader, np.minimum(np.add.reduceat(tail, starts, axis=1), 1.0), 1.0)
-        return {"probability": np.where(self._checked, p_scored * p_change, 0.0), "p_scored": p_scored,
+        checked = self._checked if self.blocking == "every" else self._checked & self._majority_path(is_top, has_leader)
+        return {"probability": np.where(checked, p_scored * p_change, 0.0), "p_scored": p_scored,
                 "p_change": p_change, "reach": reach, "expected_remaining": expected,
                 "leader": np.where(has_leader, leader - starts, -1), "remaining": remaining}
+
+    def _majority_path(self, is_top: np.ndarray, has_leader: np.ndarray) -> np.ndarray:
+        """``(G, Q)``: the first question, then each question a unique leader leads to."""
+        arrays = self._arrays
+        on_edge = (is_top & has_leader[:, arrays.answer_question])[:, arrays.edge_answer]
+        path = np.zeros(has_leader.shape)
+        path[:, self.schema.first_index] = 1.0
+        for _ in range(arrays.depth):
+            path = np.maximum(path, ((path[:, arrays.edge_parent] > 0) & on_edge) @ arrays.edge_child)
+        return path > 0
 
     @staticmethod
     def _reach_sf(short: np.ndarray, remaining: np.ndarray, reach: np.ndarray,
@@ -390,6 +417,19 @@ class RetirementRule:
         return (settled & (np.asarray(classifications) >= self.min_votes)) | (np.asarray(remaining) <= 0)
 
     # ----------------------------------------------------------------- one galaxy
+    def decides(self, vote_counts: Mapping[str, int], classifications: int, max_votes: int | None = None) -> bool:
+        """``is_decisive(...).decisive`` without the explanation, and without any arithmetic
+        before ``min_votes`` (every galaxy passes through those votes): the platform's check on
+        each counted vote."""
+        limit = self.max_votes if max_votes is None else max_votes
+        if classifications >= limit:
+            return True
+        if classifications < self.min_votes:
+            return False
+        counts = self.tree.counts_vector(vote_counts)[None, :]
+        result = self.change_probabilities(counts, np.array([classifications]), limit)
+        return bool(self.decide(result["probability"], np.array([classifications]), result["remaining"])[0])
+
     def is_decisive(self, vote_counts: Mapping[str, int], prior: Mapping[str, float] | None = None,
                     prior_strength: float = DEFAULT_PRIOR_STRENGTH, classifications: int | None = None,
                     max_votes: int | None = None) -> Decision:

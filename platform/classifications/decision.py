@@ -145,7 +145,8 @@ def _add_votes(*, status: SubjectStatus, workflow: Workflow, path: list[tuple[st
 def _votes_decisive(*, status: SubjectStatus, workflow: Workflow) -> bool:
     """No question that the remaining volunteers will still answer can change its majority
     (the rule and its benchmark: docs/retirement.md). The rule is shared per tree version and
-    retirement count, so a check pays no set-up (median 240 µs vs 309 µs built per call, measured
-    by tests/benchmarks/retirement_check_benchmark.py)."""
+    retirement count, so a check pays no set-up, and ``decides`` skips the explanation and any
+    arithmetic before ``min_votes`` (costs measured by tests/benchmarks/retirement_check_benchmark.py
+    and, inside the submit, by api_benchmark.py --early-retirement both)."""
     rule = RetirementRule.cached(workflow.decision_tree, max_votes=workflow.retirement_count)
-    return rule.is_decisive(status.vote_counts, classifications=status.classification_count).decisive
+    return rule.decides(status.vote_counts, classifications=status.classification_count)

@@ -69,6 +69,10 @@ def parse_args() -> argparse.Namespace:
                         help="offered next-subject requests/s of the paced workload (0 skips it)")
     parser.add_argument("--protections", action="store_true",
                         help="also run single submits with the issue-15 protections off, and with DRF's throttles")
+    parser.add_argument("--early-retirement", choices=["off", "on", "both"], default="off",
+                        help="the workflow's early_retirement (the consensus check on every counted vote); "
+                             "'both' runs each submit workload with it off and on, alternating")
+    parser.add_argument("--retirement-rounds", type=int, default=2, help="off/on pairs per workload with 'both' (in the order off, on, on, off, ...)")
     return parser.parse_args()
 
 
@@ -561,11 +565,17 @@ def main() -> None:
     workloads.append(("next + submit, mixed", mixed, False, 1, 0.0))
     if args.batch > 1:
         workloads.append((f"next + batch of {args.batch}, mixed", mixed, False, args.batch, 0.0))
+    # off, on, on, off, ...: a drift in the machine's load hits both alike.
+    toggles = {"off": [False], "on": [True],
+               "both": [bool((i + 1) // 2 % 2) for i in range(2 * args.retirement_rounds)]}[args.early_retirement]
+    workloads = [(*w, None) for w in workloads if w[2]] + [
+        (f"{label}, early retirement {'on' if early else 'off'}", cookies, False, batch, rate, early)
+        for label, cookies, next_only, batch, rate in workloads if not next_only for early in toggles]
     runs = [(None, workloads)]
     if args.protections:
-        runs += [(variant, [(f"{variant}: next + submit", mixed, False, 1, 0.0)]) for variant in VARIANTS
+        runs += [(variant, [(f"{variant}: next + submit", mixed, False, 1, 0.0, None)]) for variant in VARIANTS
                  if VARIANTS[variant]]
-        runs.append(("protections on", [("protections on: next + submit", mixed, False, 1, 0.0)]))
+        runs.append(("protections on", [("protections on: next + submit", mixed, False, 1, 0.0, None)]))
     section(f"HTTP via gunicorn ({args.workers} workers x {args.threads} thread, gthread) with "
             f"{args.clients} client processes on the same machine; cache {args.cache_url}")
     print(f"  {'workload':<30} {'kind':<10} {'requests':>8} {'req/s':>8} {'class./s':>8} {'p50 ms':>8} "
@@ -582,9 +592,16 @@ def main() -> None:
 
 
 def measure(args: argparse.Namespace, server: subprocess.Popen, database: str, walks, label: str, cookies,
-            next_only: bool, batch: int, rate: float) -> None:
+            next_only: bool, batch: int, rate: float, early: bool | None) -> None:
+    from django.db import connections
     from django.utils import timezone
 
+    from classifications.models import SubjectStatus
+    from workflows.models import Workflow
+
+    if early is not None:
+        Workflow.objects.filter(slug=WORKFLOW).update(early_retirement=early)
+        connections.close_all()
     since = timezone.now()
     seconds = args.duration if not next_only else max(5.0, args.duration / 3)
     cpu_before = cpu_ticks(server, database)
@@ -610,6 +627,8 @@ def measure(args: argparse.Namespace, server: subprocess.Popen, database: str, w
     if not next_only:
         touched, mismatched = check_consistency(since)
         print(f"  consistency after load: {mismatched} of {touched:,} touched galaxies differ from a recount")
+        retired = SubjectStatus.objects.filter(updated_at__gte=since, retirement_reason="consensus").count()
+        print(f"  {label:<30} retired on consensus during the run: {retired:,} galaxies", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -85,7 +85,8 @@ def implementations(base, tree, base_rule, rule, tally: dict[str, int], n: int) 
             tally, classifications=n).decisive,
         "now, RetirementRule.cached": lambda: RetirementRule.cached(tree, max_votes=40).is_decisive(
             tally, classifications=n).decisive,
-        "now, rule reused": lambda: rule.is_decisive(tally, classifications=n).decisive}
+        "now, rule reused": lambda: rule.is_decisive(tally, classifications=n).decisive,
+        "now, cached + decides (platform)": lambda: RetirementRule.cached(tree, max_votes=40).decides(tally, n)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,8 @@ def test_bad_settings_are_refused_with_the_setting_named():
         RetirementRule(SMALL_TREE, reach="psychic")
     with pytest.raises(ValueError, match="threshold"):
         RetirementRule(SMALL_TREE, threshold=1.5)
+    with pytest.raises(ValueError, match="blocking"):
+        RetirementRule(SMALL_TREE, blocking="some")
 
 
 def test_cached_rule_is_shared_per_tree_version_and_options(decals):
@@ -138,6 +140,19 @@ def test_question_that_can_no_longer_matter_is_ignored():
     assert near_the_end.per_question["detail"].p_change == 1.0  # a tie, but it cannot reach 5 votes
     far_from_end = RetirementRule(SMALL_TREE, max_votes=80, min_scored_votes=5).is_decisive(votes)
     assert not far_from_end.decisive and not far_from_end.per_question["detail"].decisive
+
+
+def test_off_path_question_blocks_only_when_every_question_counts(decals):
+    """A smooth galaxy whose few featured votes split evenly on the bar: the bar question holds
+    it under the default, not when only the majority path may block."""
+    counts = tally([SMOOTH_ROUND] * 12 + [FEATURED_FACE_ON] * 3 + [FEATURED_BARRED] * 3)
+    every = RetirementRule(decals, max_votes=20).is_decisive(counts)
+    path = RetirementRule(decals, max_votes=20, blocking="majority-path").is_decisive(counts)
+    assert not every.decisive and not every.per_question["bar"].decisive
+    assert path.decisive and path.per_question["bar"].probability == 0.0
+    assert path.per_question["how-rounded"].probability == every.per_question["how-rounded"].probability
+    featured = tally([FEATURED_FACE_ON] * 9 + [FEATURED_BARRED] * 9 + [SMOOTH_ROUND] * 2)  # bar on the path, tied
+    assert not RetirementRule(decals, max_votes=40, blocking="majority-path").is_decisive(featured).decisive
 
 
 def test_restricting_to_the_first_question(decals):
@@ -231,6 +246,7 @@ def test_never_retires_before_min_votes_on_any_tally(example, short_by):
     rule = RetirementRule.cached(tree, max_votes=max_votes, min_votes=n + short_by, threshold=0.5)
     decision = rule.is_decisive(counts, classifications=n)
     assert not decision.decisive and "min_votes" in decision.reason
+    assert not rule.decides(counts, n)
 
 
 @settings(max_examples=60, deadline=None)
@@ -306,3 +322,23 @@ def test_the_decision_depends_only_on_the_tally(examples):
                 noisy.setdefault(column, 0)
             assert single.decisive == bool(in_batch)
             assert rule.is_decisive(noisy, classifications=n) == single
+            assert rule.decides(counts, n) is single.decisive  # the platform's fast path
+
+
+@settings(max_examples=60, deadline=None)
+@given(tallies())
+def test_majority_path_blocking_only_drops_blockers(example):
+    """Only the questions on the current majority path may block: each question's probability is
+    the default rule's or 0, so it retires whenever the default does; it never retires before
+    min_votes, and its batch, single and fast-path decisions agree."""
+    tree, counts, n, max_votes = example
+    every = RetirementRule.cached(tree, max_votes=max_votes)
+    path = RetirementRule.cached(tree, max_votes=max_votes, blocking="majority-path")
+    by_default, on_path = every.is_decisive(counts, classifications=n), path.is_decisive(counts, classifications=n)
+    for key, question in on_path.per_question.items():
+        assert question.probability in (0.0, by_default.per_question[key].probability)
+    assert on_path.per_question[tree.first].probability == by_default.per_question[tree.first].probability
+    assert on_path.decisive or not by_default.decisive
+    assert path.decides(counts, n) is on_path.decisive
+    assert bool(path.decisive_mask(path.tree.counts_vector(counts)[None, :], np.array([n]))[0]) is on_path.decisive
+    assert not RetirementRule.cached(tree, max_votes=max_votes, min_votes=n + 1, blocking="majority-path").decides(counts, n)
