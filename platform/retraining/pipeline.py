@@ -14,6 +14,7 @@ import hashlib
 import io
 import logging
 import shutil
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.db.models import Max, Q
 
 from classifications.models import Classification, SubjectStatus
@@ -137,6 +138,37 @@ def _load_or_take_snapshot(run: TrainingRun) -> pd.DataFrame:
                          snapshot_sha256=sha256_of_bytes(data), snapshot_galaxies=n_train,
                          snapshot_holdout_galaxies=len(frame) - n_train, **provenance)
     return frame
+
+
+@contextmanager
+def heartbeat(*, run_id: int, attempt: int | None) -> Iterator[None]:
+    """Beat for the run from a thread while a step computes, every ``RETRAIN_HEARTBEAT_INTERVAL``
+    s: a slow snapshot, a long epoch or a big chunk then never looks like a lost worker, so the
+    reaper's ``RETRAIN_HEARTBEAT_TIMEOUT`` can be short. Inside a transaction (tests) another
+    connection would wait for this one's row locks: no thread then."""
+    if connection.in_atomic_block:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.RETRAIN_HEARTBEAT_INTERVAL):
+                try:
+                    runs.record_heartbeat(run_id=run_id, attempt=attempt)
+                except Exception:  # noqa: BLE001 — a database blip must not end the step; the next beat retries
+                    logger.warning("heartbeat of run %s failed", run_id, exc_info=True)
+                    connections.close_all()
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"run-{run_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 # ---------------------------------------------------------------- training
@@ -279,7 +311,8 @@ def train_run(*, run_id: int) -> list[int] | None:
     from classifier.training import TrainingCancelled
 
     try:
-        checkpoint, metrics, train_metrics, history, config = _train_and_evaluate(claim)
+        with heartbeat(run_id=run_id, attempt=claim.run.attempt):
+            checkpoint, metrics, train_metrics, history, config = _train_and_evaluate(claim)
         chunks = prediction_chunks(workflow_id=claim.run.workflow_id, size=settings.RETRAIN_PREDICT_CHUNK_SIZE)
         stored_name, digest = _store_checkpoint(claim.run, checkpoint)
         try:
@@ -373,10 +406,11 @@ def predict_chunk(*, run_id: int, chunk_index: int) -> bool:
     if not runs.still_predicting(run, chunk_index):
         return False
     first, last = run.prediction_chunks[chunk_index]
-    galaxy_ids, images = _chunk_images(run.workflow_id, first, last)
     device = run.hyperparameters.get("config", {}).get("device", "auto")
-    rows, embeddings = (_prediction_rows(run.model_version, run.workflow, galaxy_ids, images, device)
-                        if images else ([], []))
+    with heartbeat(run_id=run_id, attempt=None):
+        galaxy_ids, images = _chunk_images(run.workflow_id, first, last)
+        rows, embeddings = (_prediction_rows(run.model_version, run.workflow, galaxy_ids, images, device)
+                            if images else ([], []))
     return bool(runs.record_chunk(run_id=run_id, chunk_index=chunk_index, rows=rows, embeddings=embeddings))
 
 
@@ -592,7 +626,8 @@ def refresh_head(*, run_id: int, timings: dict[str, float] | None = None) -> Tra
         return None
     run, timings = claim.run, timings if timings is not None else {}
     try:
-        _train_and_apply_head(run, timings)
+        with heartbeat(run_id=run_id, attempt=run.attempt):
+            _train_and_apply_head(run, timings)
     except runs.RunLost as exc:
         logger.info("head run %s stopped: %s", run_id, exc)
         return None

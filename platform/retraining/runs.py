@@ -105,9 +105,15 @@ def start_training_run(*, workflow: Workflow, trigger: str, triggered_by_id: int
     ``full_retrain``. The training configuration is a ``TrainConfig`` preset
     (``RETRAIN_TRAIN_PRESET`` unless ``preset``) plus ``RETRAIN_TRAIN_OVERRIDES`` and
     ``overrides``. Raises :class:`RunAlreadyActive` while another run of the workflow is queued
-    or running (the database enforces it too). ``expert_weight`` > 0 adds that many votes per
+    or running (the database enforces it too); a running run silent for
+    ``RETRAIN_HEARTBEAT_TIMEOUT`` is failed first (where no beat recovers it, e.g. the demo,
+    asking for a new run is what frees the workflow). ``expert_weight`` > 0 adds that many votes per
     expert answer to the training targets (``vote_sources``)."""
-    reap_stale_runs(workflow=workflow)
+    silent_before = timezone.now() - timedelta(seconds=settings.RETRAIN_HEARTBEAT_TIMEOUT)
+    for silent in TrainingRun.objects.filter(workflow=workflow, kind=kind, status=TrainingRun.Status.RUNNING,
+                                             heartbeat_at__lt=silent_before).only("pk", "attempt", "heartbeat_at"):
+        fail_run(run_id=silent.pk, attempt=silent.attempt,
+                 error=f"worker lost: no heartbeat since {silent.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC")
     active = TrainingRun.objects.filter(workflow=workflow, kind=kind, status__in=TrainingRun.ACTIVE_STATUSES).first()
     if active is not None:
         raise RunAlreadyActive(f"{kind} run {active.pk} of '{workflow.slug}' is already {active.status}",
@@ -202,9 +208,10 @@ def claim_run(*, run_id: int, worker: str) -> Claim | None:
         return None
     now = timezone.now()
     if run.status == TrainingRun.Status.QUEUED:
-        resumed = False
-        run.status, run.started_at = TrainingRun.Status.RUNNING, now
-        _log(run, f"started on {worker}")
+        # A run the reaper queued again after its worker went silent resumes like a takeover.
+        resumed = run.attempt > 0
+        run.status, run.started_at = TrainingRun.Status.RUNNING, run.started_at or now
+        _log(run, f"attempt {run.attempt + 1} resumes on {worker}" if resumed else f"started on {worker}")
     elif (run.status == TrainingRun.Status.RUNNING and run.stage == TrainingRun.Stage.TRAINING
           and previous_attempt_is_dead(run, now=now)):
         resumed = True
@@ -298,28 +305,89 @@ def cancel_training_run(*, run_id: int) -> TrainingRun:
     return run
 
 
-def reap_stale_runs(*, stale_after: timedelta | None = None, workflow: Workflow | None = None) -> list[int]:
-    """Fail running runs whose worker has stopped sending heartbeats (killed, OOM, lost
-    machine), so the workflow can train again; returns their ids."""
+@dataclass(frozen=True)
+class Recovery:
+    """What the reaper did with a silent run, and the message the caller must send for it:
+    ``train`` / ``head`` (the run is queued again), ``predict`` (``chunks`` not yet done),
+    ``apply``; ``failed`` sends nothing."""
+    run_id: int
+    action: str
+    chunks: tuple[int, ...] = ()
+
+
+def record_heartbeat(*, run_id: int, attempt: int | None) -> bool:
+    """A sign of life from the process working on the run: the attempt that trains it, or
+    (``attempt`` None) a prediction chunk. False once the run is no longer there to beat for."""
+    owned = (_owned(run_id, attempt) if attempt is not None else
+             TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING,
+                                        stage=TrainingRun.Stage.PREDICTING))
+    return bool(owned.update(heartbeat_at=timezone.now()))
+
+
+@transaction.atomic
+def _recover(run_id: int, now) -> Recovery | None:
+    run = TrainingRun.objects.select_for_update().get(pk=run_id)
+    silent = timedelta(seconds=settings.RETRAIN_HEARTBEAT_TIMEOUT)
+    if run.status == TrainingRun.Status.QUEUED:
+        # The broker lost the message (a Redis restart without persistence) or a worker is
+        # merely busy: either way one more message is harmless, claim_run starts a run once.
+        if (run.heartbeat_at or run.created_at) > now - timedelta(seconds=settings.RETRAIN_QUEUED_RESEND):
+            return None
+        run.heartbeat_at = now
+        run.save(update_fields=["heartbeat_at"])
+        return Recovery(run.pk, "head" if run.kind == TrainingRun.Kind.HEAD else "train")
+    last_sign = run.heartbeat_at or run.started_at
+    if run.status != TrainingRun.Status.RUNNING or (last_sign is not None and last_sign > now - silent):
+        return None
+    if run.attempt >= settings.RETRAIN_MAX_ATTEMPTS:
+        # Out of attempts: a predicting run may still be waiting for a busy gpu queue, so it is
+        # only given up after the training time limit; anything else now.
+        waiting = run.stage in (TrainingRun.Stage.PREDICTING, TrainingRun.Stage.APPLYING)
+        limit = max(silent, timedelta(seconds=settings.RETRAIN_SOFT_TIME_LIMIT)) if waiting else silent
+        if last_sign is not None and last_sign > now - limit:
+            return None
+        run.status, run.finished_at = TrainingRun.Status.FAILED, now
+        run.error = (f"worker lost: no heartbeat since {last_sign:%Y-%m-%d %H:%M:%S} UTC after "
+                     f"{run.attempt} attempt(s)")
+        _log(run, f"failed: {run.error}")
+        run.save(update_fields=["status", "finished_at", "error", "log"])
+        return Recovery(run.pk, "failed")
+    if run.kind == TrainingRun.Kind.HEAD or run.stage == TrainingRun.Stage.TRAINING:
+        # Back to the queue: the next worker's claim_run resumes from the last stored epoch;
+        # the lost attempt, should it come back, can no longer write (its attempt is not the run's).
+        recovery = Recovery(run.pk, "head" if run.kind == TrainingRun.Kind.HEAD else "train")
+        run.status, run.stage = TrainingRun.Status.QUEUED, TrainingRun.Stage.WAITING
+        _log(run, f"worker {run.worker} silent since {last_sign:%H:%M:%S}; queued again to be taken over")
+    elif run.stage == TrainingRun.Stage.PREDICTING:
+        missing = tuple(i for i in range(len(run.prediction_chunks)) if i not in run.prediction_chunks_done)
+        recovery = Recovery(run.pk, "predict", missing)
+        run.attempt += 1
+        _log(run, f"no prediction chunk heard of since {last_sign:%H:%M:%S}; chunks {list(missing)} sent again")
+    else:
+        recovery = Recovery(run.pk, "apply")
+        run.attempt += 1
+        _log(run, f"silent while applying since {last_sign:%H:%M:%S}; applying sent again")
+    run.heartbeat_at = now
+    run.save(update_fields=["status", "stage", "attempt", "heartbeat_at", "log"])
+    return recovery
+
+
+def recover_stale_runs(*, workflow: Workflow | None = None) -> list[Recovery]:
+    """Runs whose worker went silent (killed, OOM, lost machine) or whose message was lost:
+    queued again to be taken over, their missing prediction chunks sent again, or — after
+    ``RETRAIN_MAX_ATTEMPTS`` — failed, which frees the workflow. Beat calls this every
+    ``RETRAIN_REAP_INTERVAL`` s, so a run is recovered within ``RETRAIN_HEARTBEAT_TIMEOUT`` +
+    ``RETRAIN_REAP_INTERVAL`` of its last heartbeat (docs/retraining.md, "Lost workers")."""
     now = timezone.now()
-    stale_after = stale_after or timedelta(seconds=settings.RETRAIN_HEARTBEAT_TIMEOUT)
-    # Prediction chunks may wait behind other work in the gpu queue (their messages survive a
-    # worker loss), so after training a run is only given up after the training time limit.
-    silent_training = Q(stage=TrainingRun.Stage.TRAINING, heartbeat_at__lt=now - stale_after)
-    # A head refresh records, scores and applies in one task: silent at any stage means lost.
-    silent_head = Q(kind=TrainingRun.Kind.HEAD, heartbeat_at__lt=now - stale_after)
-    silent_after_training = Q(stage__in=[TrainingRun.Stage.PREDICTING, TrainingRun.Stage.APPLYING],
-                              heartbeat_at__lt=now - max(stale_after, timedelta(seconds=settings.RETRAIN_SOFT_TIME_LIMIT)))
-    candidates = TrainingRun.objects.filter(silent_training | silent_after_training | silent_head,
-                                            status=TrainingRun.Status.RUNNING)
+    silent_before = now - timedelta(seconds=settings.RETRAIN_HEARTBEAT_TIMEOUT)
+    resend_before = now - timedelta(seconds=settings.RETRAIN_QUEUED_RESEND)
+    candidates = TrainingRun.objects.filter(
+        Q(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=silent_before)
+        | Q(status=TrainingRun.Status.QUEUED, created_at__lt=resend_before))
     if workflow is not None:
         candidates = candidates.filter(workflow=workflow)
-    reaped = []
-    for run in candidates.only("pk", "attempt", "heartbeat_at"):
-        if fail_run(run_id=run.pk, attempt=run.attempt,
-                    error=f"worker lost: no heartbeat since {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"):
-            reaped.append(run.pk)
-    return reaped
+    recoveries = [_recover(pk, now) for pk in candidates.values_list("pk", flat=True)]
+    return [recovery for recovery in recoveries if recovery is not None]
 
 
 # ---------------------------------------------------------------- running: predicting, applying

@@ -64,7 +64,15 @@ def apply_priorities(run_id: int) -> None:
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
 def reap_stale_runs() -> None:
-    runs.reap_stale_runs()
+    """Beat's reaper: sends the message each recovered run needs (see runs.recover_stale_runs)."""
+    with transaction.atomic():
+        for recovery in runs.recover_stale_runs():
+            if recovery.action in ("train", "head"):
+                enqueue_training(recovery.run_id)
+            elif recovery.action == "apply":
+                transaction.on_commit(lambda run_id=recovery.run_id: apply_priorities.delay(run_id))
+            for index in recovery.chunks:
+                transaction.on_commit(lambda run_id=recovery.run_id, index=index: predict_chunk.delay(run_id, index))
 
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=180)

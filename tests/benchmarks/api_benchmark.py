@@ -63,6 +63,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=10,
                         help="classifications per request in the batch-submit workload (1 skips it)")
     parser.add_argument("--skip-load", action="store_true", help="only build the data and measure next-subject")
+    parser.add_argument("--cache-url", default=os.environ.get("CACHE_URL", "redis://127.0.0.1:6379/1"),
+                        help="the server's shared cache (request rates), Redis as in production")
+    parser.add_argument("--next-rate", type=float, default=1000.0,
+                        help="offered next-subject requests/s of the paced workload (0 skips it)")
+    parser.add_argument("--protections", action="store_true",
+                        help="also run single submits with the issue-15 protections off, and with DRF's throttles")
     parser.add_argument("--early-retirement", choices=["off", "on", "both"], default="off",
                         help="the workflow's early_retirement (the consensus check on every counted vote); "
                              "'both' runs each submit workload with it off and on, alternating")
@@ -308,15 +314,36 @@ def measure_selector(workflow, n_requests: int) -> list[tuple[str, float, float,
 BENCHMARK_SECRET_KEY = "benchmark-only-not-a-secret-7d2a9f4c1e8b6053a7c9e1f4b2d8a6c0"
 
 
-def start_server(args: argparse.Namespace) -> subprocess.Popen:
+# Settings variants for --protections, as a settings module of their own (no production switch).
+VARIANTS = {
+    "protections on": None,
+    "protections off": """from config.settings import *  # noqa
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_CLASSES": []}
+MIDDLEWARE = [m for m in MIDDLEWARE if m not in ("axes.middleware.AxesMiddleware", "csp.middleware.CSPMiddleware",
+                                                 "core.middleware.ApiGuardMiddleware")]
+""",
+    "DRF's throttle (one counter)": """from config.settings import *  # noqa
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"]}
+""",
+}
+
+
+def start_server(args: argparse.Namespace, variant: str | None = None) -> subprocess.Popen:
     # Connections kept for the whole run, so the CPU readings see every PostgreSQL backend.
     env = {**os.environ, "DATABASE_URL": args.database_url, "DEBUG": "false", "LOG_LEVEL": "WARNING",
+           "CACHE_URL": args.cache_url,
            "SECRET_KEY": os.environ.get("SECRET_KEY", BENCHMARK_SECRET_KEY), "HTTPS_ONLY": "0",
            # The load generator is a few clients on one address: the per-volunteer and per-address
            # limits stay in (their cost is measured) but set past the rates the run reaches.
            **{f"THROTTLE_{scope}": "10000000/min" for scope in ("SUBMIT", "SUBMIT_IP", "NEXT", "NEXT_IP")},
            "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "600")}
-    command = [sys.executable, "-m", "gunicorn", "--pythonpath", "platform", "config.wsgi",
+    pythonpath = "platform"
+    if VARIANTS.get(variant):
+        folder = Path(os.environ.get("VAR_DIR", ROOT / "var")) / "bench_settings"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "bench_variant.py").write_text(VARIANTS[variant])
+        pythonpath, env["DJANGO_SETTINGS_MODULE"] = f"platform,{folder}", "bench_variant"
+    command = [sys.executable, "-m", "gunicorn", "--pythonpath", pythonpath, "config.wsgi",
                "-b", f"127.0.0.1:{args.port}", "-w", str(args.workers), "-k", "gthread", "--threads",
                str(args.threads), "--log-level", "warning", "--keep-alive", "30"]
     server = subprocess.Popen(command, cwd=ROOT, env=env)
@@ -334,20 +361,27 @@ def start_server(args: argparse.Namespace) -> subprocess.Popen:
 
 
 def client_loop(port: int, cookies: list[str], walks: list[list[dict]], seconds: float, seed: int,
-                next_only: bool, batch: int, queue: mp.Queue) -> None:
+                next_only: bool, batch: int, queue: mp.Queue, interval: float = 0.0) -> None:
     """A volunteer-like client: fetch a batch of next galaxies, classify each, repeat (as a
     volunteer drawn afresh for every batch). With batch > 1 the classifications go `batch` per
     request to the batch endpoint, as a client flushing its outbox does. Records are
-    (kind, ms, HTTP status, classifications); each batch item adds a ("batch-item", 0, status, 1)."""
+    (kind, ms, HTTP status, classifications); each batch item adds a ("batch-item", 0, status, 1).
+    With ``interval`` (next only) requests are sent on a fixed schedule, and latency counts from
+    the scheduled time, so a slow answer also delays (and counts against) the ones behind it."""
     rng = random.Random(seed)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     records = []
     deadline = time.perf_counter() + seconds
+    slot = time.perf_counter() + rng.random() * interval
     while time.perf_counter() < deadline:
         # A volunteer per batch: one volunteer classifying hundreds of galaxies in seconds would
         # measure the queue's skipped-prefix worst case (see the power volunteer), not the API.
         cookie = f"gz_volunteer={rng.choice(cookies)}"
-        start = time.perf_counter()
+        if interval:
+            time.sleep(max(0.0, slot - time.perf_counter()))
+            start, slot = slot, slot + interval
+        else:
+            start = time.perf_counter()
         conn.request("GET", f"/api/workflows/{WORKFLOW}/next/?limit=10", headers={"Cookie": cookie})
         response = conn.getresponse()
         body = response.read()
@@ -376,10 +410,11 @@ def client_loop(port: int, cookies: list[str], walks: list[list[dict]], seconds:
 
 
 def run_load(args: argparse.Namespace, cookies: list[str], walks, seconds: float, next_only: bool = False,
-             batch: int = 1):
+             batch: int = 1, rate: float = 0.0):
     queue: mp.Queue = mp.Queue()
+    interval = args.clients / rate if rate else 0.0
     ctx_clients = [mp.Process(target=client_loop,
-                              args=(args.port, cookies, walks, seconds, seed, next_only, batch, queue))
+                              args=(args.port, cookies, walks, seconds, seed, next_only, batch, queue, interval))
                    for seed in range(args.clients)]
     start = time.perf_counter()
     for process in ctx_clients:
@@ -482,10 +517,8 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
     from django.db import connections
-    from django.utils import timezone
     from psycopg.conninfo import conninfo_to_dict
 
-    from classifications.models import SubjectStatus
     from workflows.models import Workflow
 
     tree = DecisionTree.load("decals_dr5")
@@ -513,58 +546,79 @@ def main() -> None:
     sessions = volunteer_sessions(n_new=max(args.clients * 4, 64))
     connections.close_all()
     walks = [tree.random_path(random.Random(seed)) for seed in range(500)]
-    server = start_server(args)
     database = conninfo_to_dict(args.database_url)["dbname"]
-    try:
-        section(f"HTTP via gunicorn ({args.workers} workers x {args.threads} thread, gthread) with "
-                f"{args.clients} client processes on the same machine")
-        run_load(args, sessions["new"], walks, 3.0)  # warm-up: imports, connections, caches
-        print(f"  {'workload':<30} {'kind':<10} {'requests':>8} {'req/s':>8} {'class./s':>8} {'p50 ms':>8} "
-              f"{'p99 ms':>8}  statuses")
-        workloads = [("next only, veterans", sessions["veteran"], True, 1),
-                     ("next only, new volunteers", sessions["new"], True, 1),
-                     ("next + submit, mixed", sessions["veteran"] + sessions["new"], False, 1)]
-        if args.batch > 1:
-            workloads.append((f"next + batch of {args.batch}, mixed", sessions["veteran"] + sessions["new"], False,
-                              args.batch))
-        # off, on, on, off, ...: a drift in the machine's load hits both alike.
-        toggles = {"off": [False], "on": [True],
-                   "both": [bool((i + 1) // 2 % 2) for i in range(2 * args.retirement_rounds)]}[args.early_retirement]
-        workloads = [w for w in workloads if w[2]] + [
-            (f"{label}, early retirement {'on' if early else 'off'}", cookies, False, batch, early)
-            for label, cookies, next_only, batch in workloads if not next_only for early in toggles]
-        for label, cookies, next_only, batch, *early in workloads:
-            if early:
-                Workflow.objects.filter(slug=WORKFLOW).update(early_retirement=early[0])
-                connections.close_all()
-            since = timezone.now()
-            seconds = args.duration if not next_only else max(5.0, args.duration / 3)
-            cpu_before = cpu_ticks(server, database)
-            records, elapsed, client_cpu = run_load(args, cookies, walks, seconds, next_only=next_only, batch=batch)
-            cpu = cpu_used(cpu_before, cpu_ticks(server, database))
-            requests = max(1, sum(1 for r in records if r[0] != "batch-item"))
-            app_ms, db_ms = (seconds * 1000 / requests for seconds in cpu)
-            for kind, n, rate, class_rate, p50, p99, statuses in summarise_load(records, elapsed):
-                latency = f"{p50:>8.2f} {p99:>8.2f}" if kind != "batch-item" else f"{'':>8} {'':>8}"
-                print(f"  {label:<30} {kind:<10} {n:>8} {rate:>8.0f} {class_rate:>8.0f} {latency}  {statuses}",
-                      flush=True)
-            classified = sum(n for kind, _, _, n in records if kind in ("submit", "batch"))
-            print(f"  {label:<30} server CPU per request: {app_ms + db_ms:.2f} ms (gunicorn {app_ms:.2f} + "
-                  f"PostgreSQL {db_ms:.2f}) -> ~{2000 / (app_ms + db_ms):.0f} requests/s if 2 cores were free "
-                  f"for the server; load clients {client_cpu * 1000 / requests:.2f} ms", flush=True)
-            if classified:
-                per_vote = sum(cpu) * 1000 / classified
-                print(f"  {label:<30} server CPU per stored classification (next requests included): "
-                      f"{per_vote:.2f} ms", flush=True)
-            if not next_only:
-                touched, mismatched = check_consistency(since)
-                print(f"  consistency after load: {mismatched} of {touched:,} touched galaxies differ from a recount")
-                retired = SubjectStatus.objects.filter(updated_at__gte=since, retirement_reason="consensus").count()
-                print(f"  {label:<30} retired on consensus during the run: {retired:,} galaxies", flush=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    mixed = sessions["veteran"] + sessions["new"]
+    workloads = [("next only, veterans", sessions["veteran"], True, 1, 0.0),
+                 ("next only, new volunteers", sessions["new"], True, 1, 0.0)]
+    if args.next_rate:
+        workloads.append((f"next paced at {args.next_rate:.0f}/s", mixed, True, 1, args.next_rate))
+    workloads.append(("next + submit, mixed", mixed, False, 1, 0.0))
+    if args.batch > 1:
+        workloads.append((f"next + batch of {args.batch}, mixed", mixed, False, args.batch, 0.0))
+    # off, on, on, off, ...: a drift in the machine's load hits both alike.
+    toggles = {"off": [False], "on": [True],
+               "both": [bool((i + 1) // 2 % 2) for i in range(2 * args.retirement_rounds)]}[args.early_retirement]
+    workloads = [(*w, None) for w in workloads if w[2]] + [
+        (f"{label}, early retirement {'on' if early else 'off'}", cookies, False, batch, rate, early)
+        for label, cookies, next_only, batch, rate in workloads if not next_only for early in toggles]
+    runs = [(None, workloads)]
+    if args.protections:
+        runs += [(variant, [(f"{variant}: next + submit", mixed, False, 1, 0.0, None)]) for variant in VARIANTS
+                 if VARIANTS[variant]]
+        runs.append(("protections on", [("protections on: next + submit", mixed, False, 1, 0.0, None)]))
+    section(f"HTTP via gunicorn ({args.workers} workers x {args.threads} thread, gthread) with "
+            f"{args.clients} client processes on the same machine; cache {args.cache_url}")
+    print(f"  {'workload':<30} {'kind':<10} {'requests':>8} {'req/s':>8} {'class./s':>8} {'p50 ms':>8} "
+          f"{'p99 ms':>8}  statuses")
+    for variant, loads in runs:
+        server = start_server(args, variant)
+        try:
+            run_load(args, sessions["new"], walks, 3.0)  # warm-up: imports, connections, caches
+            for workload in loads:
+                measure(args, server, database, walks, *workload)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
+
+def measure(args: argparse.Namespace, server: subprocess.Popen, database: str, walks, label: str, cookies,
+            next_only: bool, batch: int, rate: float, early: bool | None) -> None:
+    from django.db import connections
+    from django.utils import timezone
+
+    from classifications.models import SubjectStatus
+    from workflows.models import Workflow
+
+    if early is not None:
+        Workflow.objects.filter(slug=WORKFLOW).update(early_retirement=early)
+        connections.close_all()
+    since = timezone.now()
+    seconds = args.duration if not next_only else max(5.0, args.duration / 3)
+    cpu_before = cpu_ticks(server, database)
+    load_before = os.getloadavg()[0]
+    records, elapsed, client_cpu = run_load(args, cookies, walks, seconds, next_only=next_only, batch=batch,
+                                            rate=rate)
+    cpu = cpu_used(cpu_before, cpu_ticks(server, database))
+    requests = max(1, sum(1 for r in records if r[0] != "batch-item"))
+    app_ms, db_ms = (seconds * 1000 / requests for seconds in cpu)
+    for kind, n, req_rate, class_rate, p50, p99, statuses in summarise_load(records, elapsed):
+        latency = f"{p50:>8.2f} {p99:>8.2f}" if kind != "batch-item" else f"{'':>8} {'':>8}"
+        print(f"  {label:<30} {kind:<10} {n:>8} {req_rate:>8.0f} {class_rate:>8.0f} {latency}  {statuses}",
+              flush=True)
+    classified = sum(n for kind, _, _, n in records if kind in ("submit", "batch"))
+    print(f"  {label:<30} server CPU per request: {app_ms + db_ms:.2f} ms (gunicorn {app_ms:.2f} + "
+          f"PostgreSQL {db_ms:.2f}) -> ~{2000 / (app_ms + db_ms):.0f} requests/s if 2 cores were free "
+          f"for the server; load clients {client_cpu * 1000 / requests:.2f} ms; load average "
+          f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}", flush=True)
+    if classified:
+        per_vote = sum(cpu) * 1000 / classified
+        print(f"  {label:<30} server CPU per stored classification (next requests included): "
+              f"{per_vote:.2f} ms", flush=True)
+    if not next_only:
+        touched, mismatched = check_consistency(since)
+        print(f"  consistency after load: {mismatched} of {touched:,} touched galaxies differ from a recount")
+        retired = SubjectStatus.objects.filter(updated_at__gte=since, retirement_reason="consensus").count()
+        print(f"  {label:<30} retired on consensus during the run: {retired:,} galaxies", flush=True)
 
 if __name__ == "__main__":
     main()

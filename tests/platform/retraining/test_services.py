@@ -23,8 +23,8 @@ from retraining.runs import (
     cancel_training_run,
     claim_run,
     maybe_start_automatic_run,
-    reap_stale_runs,
     record_progress,
+    recover_stale_runs,
     start_training_run,
     worker_identity,
 )
@@ -141,24 +141,64 @@ def test_claim_walks_the_status_machine(decals):
         cancel_training_run(run_id=run.pk)
 
 
-def test_reaper_fails_silent_runs_and_frees_the_workflow(decals):
+def silence(run_id: int, seconds: float) -> None:
+    TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def test_reaper_queues_a_silent_training_run_again_and_fails_it_after_the_last_attempt(decals, settings):
+    settings.RETRAIN_HEARTBEAT_TIMEOUT, settings.RETRAIN_MAX_ATTEMPTS = 60, 2
     run = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)
     claim_run(run_id=run.pk, worker="elsewhere:1")
-    assert reap_stale_runs() == []  # heartbeat is fresh
-    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-    assert reap_stale_runs() == [run.pk]
+    silence(run.pk, 59)
+    assert recover_stale_runs() == []  # heartbeat is recent enough
+    silence(run.pk, 61)
+    assert [(r.run_id, r.action) for r in recover_stale_runs()] == [(run.pk, "train")]
     run.refresh_from_db()
-    assert run.status == TrainingRun.Status.FAILED and "no heartbeat" in run.error
-    retry = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)
+    assert (run.status, run.stage, run.attempt) == (TrainingRun.Status.QUEUED, TrainingRun.Stage.WAITING, 1)
+    assert "queued again" in run.log
+    assert recover_stale_runs() == []  # the message was just sent: no duplicate before RETRAIN_QUEUED_RESEND
+    # The lost attempt cannot write any more; the next delivery takes the run over and resumes.
+    assert not record_progress(run_id=run.pk, attempt=1, progress={"epoch": 3})
+    takeover = claim_run(run_id=run.pk, worker="elsewhere:2")
+    assert takeover.resumed and takeover.run.attempt == 2 and "attempt 2 resumes" in takeover.run.log
+    silence(run.pk, 61)
+    assert [(r.run_id, r.action) for r in recover_stale_runs()] == [(run.pk, "failed")]
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.FAILED and "no heartbeat" in run.error and "2 attempt(s)" in run.error
+    retry = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)  # the workflow is free
     assert retry.status == TrainingRun.Status.QUEUED
 
-    # After training, prediction chunks may queue behind other work: only the training time limit reaps.
-    claim_run(run_id=retry.pk, worker="elsewhere:1")
-    TrainingRun.objects.filter(pk=retry.pk).update(stage=TrainingRun.Stage.PREDICTING,
-                                                   heartbeat_at=timezone.now() - timedelta(hours=1))
-    assert reap_stale_runs() == []
-    TrainingRun.objects.filter(pk=retry.pk).update(heartbeat_at=timezone.now() - timedelta(hours=5))
-    assert reap_stale_runs() == [retry.pk]
+
+def test_reaper_sends_missing_chunks_of_a_silent_predicting_run_again(decals, settings):
+    settings.RETRAIN_HEARTBEAT_TIMEOUT, settings.RETRAIN_MAX_ATTEMPTS = 60, 2
+    run = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)
+    claim_run(run_id=run.pk, worker="elsewhere:1")
+    TrainingRun.objects.filter(pk=run.pk).update(stage=TrainingRun.Stage.PREDICTING,
+                                                 prediction_chunks=[[1, 5], [6, 9], [10, 12]],
+                                                 prediction_chunks_done=[1])
+    silence(run.pk, 61)
+    recoveries = recover_stale_runs()
+    assert [(r.run_id, r.action, r.chunks) for r in recoveries] == [(run.pk, "predict", (0, 2))]
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.RUNNING and run.stage == TrainingRun.Stage.PREDICTING
+    assert run.attempt == 2 and "chunks [0, 2] sent again" in run.log
+    # Out of attempts, a predicting run may be waiting for a busy queue: failed only after the time limit.
+    silence(run.pk, 61)
+    assert recover_stale_runs() == []
+    silence(run.pk, settings.RETRAIN_SOFT_TIME_LIMIT + 1)
+    assert [r.action for r in recover_stale_runs()] == ["failed"]
+
+
+def test_reaper_sends_a_queued_run_whose_message_was_lost_again(decals, settings):
+    settings.RETRAIN_QUEUED_RESEND = 600
+    run = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)
+    assert recover_stale_runs() == []
+    TrainingRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(seconds=601))
+    assert [(r.run_id, r.action) for r in recover_stale_runs()] == [(run.pk, "train")]
+    assert recover_stale_runs() == []  # once per RETRAIN_QUEUED_RESEND
+    claim = claim_run(run_id=run.pk, worker=worker_identity())
+    assert claim is not None and not claim.resumed  # a first start, even though it was sent twice
+    assert claim_run(run_id=run.pk, worker=worker_identity()) is None  # the duplicate does nothing
 
 
 def test_too_little_data_fails_the_run_naming_the_reason(decals):
@@ -236,3 +276,15 @@ def test_unreachable_broker_fails_the_run_instead_of_leaving_it_queued(decals, m
         tasks.enqueue_training(run.pk)
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.FAILED and "Connection refused" in run.error
+
+
+def test_asking_for_a_new_run_fails_a_silent_one_where_no_beat_recovers_it(decals, settings):
+    run = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)
+    claim_run(run_id=run.pk, worker="elsewhere:1")
+    with pytest.raises(RunAlreadyActive):
+        start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)  # heartbeat fresh
+    silence(run.pk, settings.RETRAIN_HEARTBEAT_TIMEOUT + 1)
+    retry = start_training_run(workflow=decals, trigger=TrainingRun.Trigger.ADMIN)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.FAILED and "no heartbeat" in run.error
+    assert retry.status == TrainingRun.Status.QUEUED
