@@ -1,6 +1,7 @@
 """The scientists' workbench pages: the review queue and a galaxy's dossier. Every view is
 behind ``review.access.scientist_required`` (anonymous → sign in, volunteers → 403)."""
 
+import csv
 import hashlib
 import json
 
@@ -125,8 +126,44 @@ def models(request: HttpRequest, slug: str) -> HttpResponse:
                  "expert_right": parts["r", "expert"].get(key) or {}} for key in keys]
     return render(request, "frontend/workbench/models.html", {
         "workflow": workflow, "versions": versions, "left": left, "right": right, "rows": rows,
+        "confusions": _confusions(left),
         "agreement": selectors.volunteer_agreement(workflow=workflow),
         "awaiting": [v for v in versions if v["activatable"] and (v["gate"] or {}).get("decision") == "awaiting_review"]})
+
+
+def _confusions(version: dict | None) -> list[dict]:
+    """Per question of one version, its hold-out confusion matrix as table rows: each confident
+    volunteer answer (the majority of ≥ 80 %) against the model's top answer."""
+    out = []
+    for q in (version or {}).get("questions", []):
+        matrix, answers = q.get("confusion"), q.get("answers")
+        if matrix and answers and any(any(row) for row in matrix):
+            out.append({"question": q["question"], "answers": answers,
+                        "rows": [{"truth": answer, "counts": row} for answer, row in zip(answers, matrix, strict=True)]})
+    return out
+
+
+MODEL_CSV_COLUMNS = ("version", "kind", "is_active", "question", "n_confident", "accuracy", "rmse",
+                     "fraction_coverage", "vote_coverage", "expert_accuracy", "expert_n")
+
+
+@scientist_required
+def models_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    """The dashboard's per-question figures of every version as CSV (one row per version and
+    question; the JSON API has the rest)."""
+    workflow = get_object_or_404(Workflow, slug=slug)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{workflow.slug}-models.csv"'
+    writer = csv.writer(response)
+    writer.writerow(MODEL_CSV_COLUMNS)
+    for version in selectors.model_summaries(workflow=workflow):
+        expert = {q["question"]: q for q in version["expert"]["questions"]}
+        for q in version["questions"]:
+            gold = expert.get(q["question"], {})
+            writer.writerow([version["number"], version["kind"], version["is_active"], q["question"], q["n_confident"],
+                             q["accuracy"], q["rmse"], q["fraction_coverage"], q["vote_coverage"],
+                             gold.get("accuracy"), gold.get("n", 0)])
+    return response
 
 
 @scientist_required

@@ -76,6 +76,7 @@ PAGES = [
     (lambda: reverse("workbench-dossier", args=[WORKFLOW, G]), 200),
     (lambda: reverse("workbench-posterior", args=[WORKFLOW, G]), 200),
     (lambda: reverse("workbench-models", args=[WORKFLOW]), 200),
+    (lambda: reverse("workbench-models-csv", args=[WORKFLOW]), 200),
     (lambda: reverse("workbench-exports", args=[WORKFLOW]), 200),
     (lambda: reverse("workbench-learning-curves", args=[WORKFLOW]) + "?v=1", 200),
 ]
