@@ -455,10 +455,13 @@ def version_concentrations(version: ModelVersion, galaxy_ids: np.ndarray) -> tup
     import torch
 
     wanted = np.unique(np.asarray(galaxy_ids, dtype=np.int64))
+    nothing = np.zeros((0, 1, len(version.answer_columns)), dtype=np.float32)
     if version.kind == TrainingRun.Kind.HEAD:
         from classifier.live_head import head_from_bytes
 
         ids, embeddings = load_embeddings(model_version_id=version.encoder_id, galaxy_ids=wanted)
+        if len(ids) == 0:  # a hold-out without embedded galaxies (or none at all): nothing to score
+            return np.asarray(ids, dtype=np.int64), nothing
         head = head_from_bytes(read_bytes(version.checkpoint.name))
         return ids, head.sample_concentrations(embeddings)
     stored = list(Galaxy.objects.filter(pk__in=wanted.tolist()).exclude(image="").order_by("pk")
@@ -467,7 +470,7 @@ def version_concentrations(version: ModelVersion, galaxy_ids: np.ndarray) -> tup
     ids = np.asarray([pk for (pk, _), image in zip(stored, images, strict=True) if image is not None], dtype=np.int64)
     images = [image for image in images if image is not None]
     if not images:
-        return ids, np.zeros((0, 1, len(version.answer_columns)), dtype=np.float32)
+        return ids, nothing
     checkpoint = local_copy(version.checkpoint.name, sha256=version.checkpoint_sha256)
     torch.manual_seed(0)
     return ids, _posterior(_predictor(str(checkpoint), version.checkpoint_sha256, "cpu"), images).concentrations

@@ -245,3 +245,14 @@ def test_unreachable_broker_never_fails_the_vote(decals, settings, monkeypatch, 
     with django_capture_on_commit_callbacks(execute=True):
         assert volunteer_client().post("/api/classifications/", body, format="json").status_code == 201
     assert SubjectStatus.objects.get(workflow=decals, galaxy=galaxy).classification_count == 1
+
+
+def test_a_head_champion_scores_nothing_on_a_holdout_without_embeddings(decals, encoded):
+    """The gate asks the champion head for galaxies its encoder never embedded (or for none, when
+    a small hold-out draw is empty): it scores none, and the gate then lets the run through."""
+    from retraining.pipeline import version_concentrations
+
+    head = head_refresh(decals).model_version
+    for galaxy_ids in (np.array([], dtype=np.int64), np.array([10**9], dtype=np.int64)):
+        ids, concentrations = version_concentrations(head, galaxy_ids)
+        assert len(ids) == 0 and concentrations.shape == (0, 1, len(head.answer_columns))
