@@ -7,16 +7,6 @@ class InvalidExpertAnnotations(DomainError):
     code = "invalid_annotations"
 
 
-class UnknownGalaxy(DomainError):
-    status_code = 404
-    code = "unknown_galaxy"
-
-
-class UnknownWorkflow(DomainError):
-    status_code = 404
-    code = "unknown_workflow"
-
-
 class UnknownFlag(DomainError):
     status_code = 404
     code = "unknown_flag"

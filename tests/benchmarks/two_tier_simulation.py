@@ -17,7 +17,8 @@ Strategies (each round acquires ``--batch`` galaxies):
 * ``bald``                — top-k tree BALD (``classifier.acquisition.tree_bald``) on head samples;
 * ``power-bald``          — stochastic power BALD, p ∝ BALD^β (diversity-aware batches);
 * ``typiclust-power-bald``— TypiClust (``classifier.coverage``) picks the start set and every
-                            batch until ``--coverage-labels``, then power BALD.
+                            batch until ``--coverage-labels``, then power BALD;
+* ``typiclust-bald``      — the same start, then top-k BALD.
 
 Every strategy but the TypiClust one starts from the same random set per seed. Loss = mean
 Dirichlet–Multinomial −log p(all votes) on the evaluation split under the head's mixture;
@@ -60,7 +61,8 @@ from classifier.tree import DecisionTree  # noqa: E402
 
 SHARED = Path(os.environ.get("SHARED_DATA", REPO / ".." / "shared" / "data")).resolve()
 KAGGLE = SHARED / "gz2_kaggle"
-STRATEGIES = ("random", "entropy", "bald", "power-bald", "typiclust-power-bald")
+# New strategies go at the end: a curve's random stream is seeded by its strategy's position.
+STRATEGIES = ("random", "entropy", "bald", "power-bald", "typiclust-power-bald", "typiclust-bald")
 # Scoring cost is linear in the candidates and the samples; a random candidate subset per
 # round keeps tree BALD at ~1 s per round on two shared cores (Kirsch et al. 2023 use the same).
 BALD_KWARGS = {"exact_limit": 300, "mc_samples": 64}
@@ -116,7 +118,7 @@ def choose(strategy: str, head, pool: np.ndarray, unlabelled: np.ndarray, labell
     """Pool positions of the next batch."""
     if strategy == "random":
         return rng.choice(unlabelled, size=k, replace=False)
-    if strategy == "typiclust-power-bald" and len(labelled) < args.coverage_labels:
+    if strategy.startswith("typiclust-") and len(labelled) < args.coverage_labels:
         return typiclust(pool, k, labelled=labelled, seed=int(rng.integers(1 << 30)))
     candidates = (unlabelled if args.candidates <= 0 or args.candidates >= len(unlabelled)
                   else rng.choice(unlabelled, size=args.candidates, replace=False))
@@ -124,7 +126,7 @@ def choose(strategy: str, head, pool: np.ndarray, unlabelled: np.ndarray, labell
     if strategy == "entropy":
         return candidates[acquisition_batch.top_k(acquisition.predictive_entropy(conc, schema), k)]
     scores = acquisition.tree_bald(conc, schema, 40, seed=int(rng.integers(1 << 30)), **BALD_KWARGS)
-    if strategy == "bald":
+    if strategy in ("bald", "typiclust-bald"):
         return candidates[acquisition_batch.top_k(scores, k)]
     return candidates[acquisition_batch.power_sample(scores, k, args.beta, rng)]
 
@@ -135,7 +137,7 @@ def run_curve(task: tuple[str, str, str, int, argparse.Namespace]) -> dict:
     emb = data["embeddings"][encoder]
     pool, pool_counts = emb["pool"], data["pool_counts"]
     rng = np.random.default_rng(10_000 * seed + STRATEGIES.index(strategy))
-    if strategy == "typiclust-power-bald":
+    if strategy.startswith("typiclust-"):
         labelled = list(typiclust(pool, args.start, seed=seed))
     else:
         labelled = list(np.random.default_rng(seed).permutation(len(pool))[:args.start])
@@ -251,7 +253,7 @@ def summarise(curves: list[dict], metric: str = "loss", reference_budgets: tuple
 
 # ---------------------------------------------------------------- plots
 COLOURS = {"random": "tab:grey", "entropy": "tab:orange", "bald": "tab:blue", "power-bald": "tab:green",
-           "typiclust-power-bald": "tab:purple"}
+           "typiclust-power-bald": "tab:purple", "typiclust-bald": "tab:brown"}
 
 
 def plot_curves(summary: dict, path: Path, title: str, metric_label: str) -> None:
@@ -343,7 +345,7 @@ def main() -> int:
     parser.add_argument("--large-batch", type=int, default=100)
     parser.add_argument("--budget", type=int, default=2000)
     parser.add_argument("--coverage-labels", type=int, default=200,
-                        help="typiclust-power-bald uses TypiClust until this many labels")
+                        help="the typiclust-* strategies use TypiClust until this many labels")
     parser.add_argument("--candidates", type=int, default=1000,
                         help="random unlabelled candidates scored per round (0: the whole unlabelled pool)")
     parser.add_argument("--reference-budgets", type=int, nargs="*", default=[500, 1000],
