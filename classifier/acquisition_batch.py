@@ -71,12 +71,13 @@ def queue_priorities(scores: np.ndarray, *, rule: str, beta: float = DEFAULT_BET
 
 def ranked_first(priorities: np.ndarray, picks: np.ndarray) -> np.ndarray:
     """``priorities`` with the ``picks`` (indices) moved above every other galaxy, in pick
-    order: the first pick gets the highest priority. The others keep theirs."""
+    order: the first pick gets the highest priority, all of them within 1 of the best other
+    galaxy's (a scale a person reading priorities recognises). The others keep theirs."""
     out = np.asarray(priorities, dtype=np.float64).copy()
     picks = np.asarray(picks, dtype=np.int64)
     if len(picks) == 0:
         return out
     others = np.delete(out, picks)
     floor = max(float(others.max()), 0.0) if len(others) else 0.0
-    out[picks] = floor + np.arange(len(picks), 0, -1, dtype=np.float64)
+    out[picks] = floor + np.arange(len(picks), 0, -1, dtype=np.float64) / len(picks)
     return out

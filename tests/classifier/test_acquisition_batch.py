@@ -81,4 +81,5 @@ def test_ranked_first_puts_picks_on_top_in_pick_order_and_keeps_the_rest():
     ranked = ranked_first(priorities, np.array([4, 2]))
     assert np.argsort(-ranked).tolist() == [4, 2, 1, 3, 0]
     np.testing.assert_array_equal(ranked[[0, 1, 3]], priorities[[0, 1, 3]])
+    assert 3.0 < ranked[[4, 2]].min() and ranked[[4, 2]].max() <= 4.0
     np.testing.assert_array_equal(ranked_first(priorities, np.array([], dtype=int)), priorities)
