@@ -654,6 +654,7 @@ def refresh_head(*, run_id: int, timings: dict[str, float] | None = None) -> Tra
     """A head run, whole: claim; load the active encoder's stored embeddings and the current
     tallies; train a Bayesian head (a deep ensemble by default) on the voted galaxies outside
     the hold-out; score every unretired galaxy (tree BALD, entropy, fractions, 90% intervals);
+    order them by the queue's rule (``queue.queue_keys``: the budget-aware start, BALD or power BALD);
     then record the head version, its predictions, activate it and swap the priorities in ONE
     transaction. ``timings`` (seconds per step) is filled in for the benchmark."""
     claim = runs.claim_run(run_id=run_id, worker=runs.worker_identity())
@@ -734,15 +735,16 @@ def _train_and_apply_head(run: TrainingRun, timings: dict[str, float]) -> None:
                            challenger=(held_ids, held_concentrations), schema=schema)
     timings["gate"] = time.perf_counter() - clock
 
+    galaxy_ids = embedded_ids[scored_rows]
+    with _timed(timings, "queue"):
+        keys = queue.queue_keys(workflow_id=workflow.pk, galaxy_ids=galaxy_ids, acquisition=scores.acquisition,
+                                embedded_ids=embedded_ids, embeddings=embeddings, seed=run.pk)
+
     clock = time.perf_counter()
     weights = head_to_bytes(head)
     digest = hashlib.sha256(weights).hexdigest()
     stored_name = default_storage.save(f"models/{workflow.slug}/run{run.pk}-head-{digest[:16]}.pt",
                                        ContentFile(weights))
-    galaxy_ids = embedded_ids[scored_rows]
-    with _timed(timings, "queue"):
-        keys = queue.queue_keys(workflow_id=workflow.pk, galaxy_ids=galaxy_ids, acquisition=scores.acquisition,
-                                embedded_ids=embedded_ids, embeddings=embeddings, seed=run.pk)
     try:
         with transaction.atomic():
             version = runs.record_model_version(
