@@ -121,3 +121,16 @@ def test_rows_stored_before_the_rule_queue_by_their_acquisition(decals, new_work
     Prediction.objects.filter(model_version=encoder).update(priority=None)
     activate_model_version(model_version_id=encoder.pk)
     assert priorities_by_galaxy(decals) == pytest.approx(stored(encoder, "acquisition"))
+
+
+def test_an_encoder_under_power_bald_stores_the_shared_rule_for_every_galaxy(decals, settings):
+    settings.QUEUE_ACQUISITION = "power-bald"
+    seed_votes(decals, make_galaxies(20), volunteers=2)
+    encoder = train_encoder(decals)
+    assert encoder.queue_rule == {"acquisition": "power-bald", "beta": 1.0, "seed": encoder.run.pk}
+    scores = stored(encoder, "acquisition")
+    ids = sorted(scores)
+    expected = queue_priorities(np.array([scores[i] for i in ids]), rule="power-bald", beta=1.0,
+                                seed=np.random.default_rng(encoder.run.pk))
+    assert [stored(encoder, "priority")[i] for i in ids] == pytest.approx(expected.tolist())
+    assert [priorities_by_galaxy(decals)[i] for i in ids] == pytest.approx(expected.tolist())
