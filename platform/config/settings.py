@@ -422,6 +422,14 @@ HEAD_REFRESH_TIME_LIMIT = env.int("HEAD_REFRESH_TIME_LIMIT", default=900)
 HEAD_REFRESH_PRECISE_TOP = env.int("HEAD_REFRESH_PRECISE_TOP", default=5000)
 # Threads scoring a refresh's chunks (classifier.live_head.map_chunks); the reference machine has 2 cores.
 HEAD_REFRESH_THREADS = env.int("HEAD_REFRESH_THREADS", default=2)
+# The queue's rule (docs/retraining.md, "The queue's rule"; the simulation's best in
+# docs/active_learning.md): while fewer than QUEUE_COVERAGE_LABELS galaxies have votes, TypiClust
+# picks on the active encoder's embeddings queue first (0: never); the order of the scored
+# galaxies is QUEUE_ACQUISITION, "bald" (tree BALD, highest first) or "power-bald" (drawn ∝ BALD^β,
+# β = QUEUE_POWER_BETA, classifier.acquisition_batch.queue_priorities).
+QUEUE_COVERAGE_LABELS = env.int("QUEUE_COVERAGE_LABELS", default=200)
+QUEUE_ACQUISITION = env.str("QUEUE_ACQUISITION", default="bald")
+QUEUE_POWER_BETA = env.float("QUEUE_POWER_BETA", default=1.0)
 
 # Monitoring (docs/operations.md): Celery heartbeats, probe timeouts.
 MONITORING_HEARTBEAT_INTERVAL = env.float("MONITORING_HEARTBEAT_INTERVAL", default=30.0)

@@ -194,11 +194,12 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "kind", "is_active", "predictions_complete", "holdout_rmse", "source", "created_at"]
+    list_display = ["__str__", "kind", "is_active", "predictions_complete", "holdout_rmse", "queue_rule_summary",
+                    "source", "created_at"]
     list_filter = ["workflow", "kind", "is_active"]
     actions = ["activate"]
     fields = ["workflow", "kind", "encoder", "number", "run", "checkpoint", "checkpoint_sha256", "checkpoint_bytes",
-              "tree_hash", "answers", "predictions_complete", "is_active", "activated_at", "activated_by", "created_at",
+              "tree_hash", "answers", "predictions_complete", "queue_rule_summary", "queue_rule", "is_active", "activated_at", "activated_by", "created_at",
               "holdout_table", "questions_table", "training_table"]
     readonly_fields = fields
 

@@ -153,6 +153,9 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True, help_text="Metrics on the fixed random hold-out.")
     train_metrics = models.JSONField(default=dict, blank=True, help_text="Metrics on training's own validation split.")
     predictions_complete = models.BooleanField(default=False)
+    queue_rule = models.JSONField(
+        default=dict, blank=True,
+        help_text="How its predictions' priorities were ordered when it scored the catalogue (retraining.queue).")
     is_active = models.BooleanField(default=False)
     activated_at = models.DateTimeField(null=True, blank=True)
     activated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -173,9 +176,26 @@ class ModelVersion(models.Model):
         return f"{self.workflow.slug} model v{self.number}{head}{' (active)' if self.is_active else ''}"
 
     @property
+    def queue_rule_summary(self) -> str:
+        """The queue rule in words, for the admin, the API and the run log."""
+        return describe_queue_rule(self.queue_rule)
+
+    @property
     def encoder_version(self) -> "ModelVersion":
         """The version whose embeddings this model's scores come from (itself for an encoder)."""
         return self.encoder if self.kind == TrainingRun.Kind.HEAD else self
+
+
+def describe_queue_rule(rule: dict) -> str:
+    """``{"acquisition": "power-bald", "beta": 1.0, "start": {...}}`` as "TypiClust start (…), then power BALD (β = 1)"."""
+    if not rule:
+        return "BALD (recorded before the queue rule existed)"
+    order = (f"power BALD (β = {rule.get('beta', 1.0):g})" if rule.get("acquisition") == "power-bald" else "BALD")
+    start = rule.get("start")
+    if not start:
+        return order
+    return (f"TypiClust start ({start['picks']} picks first; {start['voted']} of {start['coverage_labels']} "
+            f"galaxies voted), then {order}")
 
 
 class Prediction(models.Model):
@@ -187,6 +207,10 @@ class Prediction(models.Model):
     lower = models.JSONField(help_text="Lower end of the 90% credible interval per answer.")
     upper = models.JSONField(help_text="Upper end of the 90% credible interval per answer.")
     acquisition = models.FloatField(help_text="Tree-wide BALD: expected information from 40 more votes.")
+    priority = models.FloatField(
+        null=True, blank=True,
+        help_text="Its queue priority when this version is active (the version's queue_rule on the acquisition "
+                  "score); empty on rows stored before the rule existed, which queue by acquisition.")
     entropy = models.FloatField(help_text="Predictive entropy summed over the tree.")
     sample_fractions = models.BinaryField(
         null=True, blank=True, help_text="Each posterior sample's mean fraction per answer, (T, A) float16 bytes.")

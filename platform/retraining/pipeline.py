@@ -37,7 +37,7 @@ from core.storage import local_copy, read_bytes, read_many, sha256_of_bytes
 from galaxies.models import Galaxy
 from workflows.models import Workflow
 
-from . import gate, runs
+from . import gate, queue, runs
 from .errors import NotEnoughTrainingData
 from .models import GalaxyEmbedding, ModelVersion, Prediction, TrainingRun
 from .services import prune_head_predictions
@@ -361,11 +361,13 @@ def _rounded(values: np.ndarray) -> list[list[float]]:
 
 
 def _predictions(version: ModelVersion, galaxy_ids, fractions: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                 acquisition: np.ndarray, entropy: np.ndarray, samples: list[bytes]) -> list[Prediction]:
+                 acquisition: np.ndarray, entropy: np.ndarray, samples: list[bytes],
+                 priorities: np.ndarray) -> list[Prediction]:
     return [Prediction(model_version=version, galaxy_id=int(gid), fractions=f, lower=lo, upper=up,
-                       acquisition=float(a), entropy=float(e), sample_fractions=sample)
-            for gid, f, lo, up, a, e, sample in zip(galaxy_ids, _rounded(fractions), _rounded(lower), _rounded(upper),
-                                                    acquisition, entropy, samples, strict=True)]
+                       acquisition=float(a), priority=float(p), entropy=float(e), sample_fractions=sample)
+            for gid, f, lo, up, a, p, e, sample in zip(galaxy_ids, _rounded(fractions), _rounded(lower),
+                                                       _rounded(upper), acquisition, priorities, entropy, samples,
+                                                       strict=True)]
 
 
 def _prediction_rows(version: ModelVersion, workflow: Workflow, galaxy_ids: list[int], images: list,
@@ -382,8 +384,11 @@ def _prediction_rows(version: ModelVersion, workflow: Workflow, galaxy_ids: list
                                                   grid_points=settings.RETRAIN_INTERVAL_GRID_POINTS)
     acquisition = tree_bald(predictions.concentrations, predictor.schema, n_total=workflow.retirement_count)
     entropy = predictive_entropy(predictions.concentrations, predictor.schema)
+    # The BALD priority until the whole catalogue is predicted: store_queue_priorities then applies
+    # the queue's rule, which needs every galaxy's embedding.
     rows = _predictions(version, galaxy_ids, predictions.fractions, predictions.lower, predictions.upper,
-                        acquisition, entropy, sample_fraction_bytes(predictions.concentrations, predictor.schema))
+                        acquisition, entropy, sample_fraction_bytes(predictions.concentrations, predictor.schema),
+                        priorities=acquisition)
     embeddings = [GalaxyEmbedding(model_version=version, galaxy_id=gid, vector=vector)
                   for gid, vector in zip(galaxy_ids, embedding_bytes(features))]
     return rows, embeddings
@@ -444,7 +449,26 @@ def install_pretrained_model(*, workflow: Workflow, checkpoint: Path, metrics: d
             rows += chunk_rows
             embeddings += chunk_embeddings
     services.complete_predictions(model_version_id=version.pk, rows=rows, embeddings=embeddings)
+    store_queue_priorities(version, seed=version.pk)
     return services.activate_model_version(model_version_id=version.pk)
+
+
+def store_queue_priorities(version: ModelVersion, *, seed: int) -> None:
+    """An encoder version's queue priorities under the queue's rule (``retraining.queue``), once
+    its whole catalogue and its embeddings are stored and before it can become active.
+    Deterministic for a seed and the same votes, so a redelivered apply step writes the same."""
+    from . import services
+
+    rows = list(Prediction.objects.filter(model_version=version).order_by("galaxy_id")
+                .values_list("pk", "galaxy_id", "acquisition", "priority"))
+    embedded_ids, embeddings = load_embeddings(model_version_id=version.pk)
+    keys = queue.queue_keys(workflow_id=version.workflow_id,
+                            galaxy_ids=np.asarray([row[1] for row in rows], dtype=np.int64),
+                            acquisition=np.asarray([row[2] for row in rows], dtype=np.float64),
+                            embedded_ids=embedded_ids, embeddings=embeddings, seed=seed)
+    changed = {pk: float(value) for (pk, _, _, old), value in zip(rows, keys.priorities, strict=True)
+               if old is None or old != float(value)}
+    services.record_queue_priorities(model_version_id=version.pk, priorities=changed, rule=keys.rule)
 
 
 # ---------------------------------------------------------------- the champion/challenger gate
@@ -527,7 +551,16 @@ GATE_ATTEMPTS = 3
 def apply_priorities(*, run_id: int) -> TrainingRun:
     """Step 3: the gate compares the new version with the champion; if it is not worse it
     becomes active and its scores the queue priorities, else it waits for review; the run
-    succeeds either way. Computed again if another version became active meanwhile."""
+    succeeds either way. Computed again if another version became active meanwhile. First the
+    version's queue priorities are stored (``store_queue_priorities``), whichever way it goes."""
+    run = TrainingRun.objects.select_related("model_version").get(pk=run_id)
+    if run.status == TrainingRun.Status.RUNNING and run.stage == TrainingRun.Stage.APPLYING:
+        try:
+            store_queue_priorities(run.model_version, seed=run.pk)
+        except Exception:  # noqa: BLE001 — the run fails with the traceback; the active model is untouched
+            logger.exception("training run %s: the queue priorities failed", run_id)
+            runs.fail_run(run_id=run_id, attempt=None, error=traceback.format_exc())
+            return TrainingRun.objects.get(pk=run_id)
     for _ in range(GATE_ATTEMPTS):
         run = TrainingRun.objects.select_related("model_version", "workflow", "init_model_version").get(pk=run_id)
         if run.status != TrainingRun.Status.RUNNING or run.stage != TrainingRun.Stage.APPLYING:
@@ -621,6 +654,7 @@ def refresh_head(*, run_id: int, timings: dict[str, float] | None = None) -> Tra
     """A head run, whole: claim; load the active encoder's stored embeddings and the current
     tallies; train a Bayesian head (a deep ensemble by default) on the voted galaxies outside
     the hold-out; score every unretired galaxy (tree BALD, entropy, fractions, 90% intervals);
+    order them by the queue's rule (``queue.queue_keys``: the budget-aware start, BALD or power BALD);
     then record the head version, its predictions, activate it and swap the priorities in ONE
     transaction. ``timings`` (seconds per step) is filled in for the benchmark."""
     claim = runs.claim_run(run_id=run_id, worker=runs.worker_identity())
@@ -701,23 +735,28 @@ def _train_and_apply_head(run: TrainingRun, timings: dict[str, float]) -> None:
                            challenger=(held_ids, held_concentrations), schema=schema)
     timings["gate"] = time.perf_counter() - clock
 
+    galaxy_ids = embedded_ids[scored_rows]
+    with _timed(timings, "queue"):
+        keys = queue.queue_keys(workflow_id=workflow.pk, galaxy_ids=galaxy_ids, acquisition=scores.acquisition,
+                                embedded_ids=embedded_ids, embeddings=embeddings, seed=run.pk)
+
     clock = time.perf_counter()
     weights = head_to_bytes(head)
     digest = hashlib.sha256(weights).hexdigest()
     stored_name = default_storage.save(f"models/{workflow.slug}/run{run.pk}-head-{digest[:16]}.pt",
                                        ContentFile(weights))
-    galaxy_ids = embedded_ids[scored_rows]
     try:
         with transaction.atomic():
             version = runs.record_model_version(
                 run_id=run.pk, attempt=run.attempt, checkpoint_name=stored_name, checkpoint_sha256=digest,
                 checkpoint_bytes=len(weights), metrics=metrics,
                 train_metrics={"train_seconds": round(head.train_seconds, 3), "galaxies": int(train.sum())},
-                history=[], device="cpu", chunks=[[int(galaxy_ids.min()), int(galaxy_ids.max())]] if len(galaxy_ids) else [])
+                history=[], device="cpu", chunks=[[int(galaxy_ids.min()), int(galaxy_ids.max())]] if len(galaxy_ids) else [],
+                queue_rule=keys.rule)
             with _timed(timings, "write_rows"):
                 rows = _predictions(version, galaxy_ids, scores.fractions, scores.lower, scores.upper,
                                     scores.acquisition, scores.entropy,
-                                    sample_fraction_bytes(scores.concentrations, schema))
+                                    sample_fraction_bytes(scores.concentrations, schema), priorities=keys.priorities)
             with _timed(timings, "write_insert"):
                 if rows:
                     runs.record_chunk(run_id=run.pk, chunk_index=0, rows=rows)

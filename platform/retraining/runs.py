@@ -254,10 +254,12 @@ def record_progress(*, run_id: int, attempt: int, progress: dict[str, Any],
 
 def record_model_version(*, run_id: int, attempt: int, checkpoint_name: str, checkpoint_sha256: str,
                          checkpoint_bytes: int, metrics: dict[str, Any], train_metrics: dict[str, Any],
-                         history: list[dict[str, Any]], device: str, chunks: list[list[int]]) -> ModelVersion:
+                         history: list[dict[str, Any]], device: str, chunks: list[list[int]],
+                         queue_rule: dict[str, Any] | None = None) -> ModelVersion:
     """Training → predicting: store an inactive version of the stored checkpoint and the
-    catalogue chunks to predict, all or nothing. Raises :class:`RunLost` unless this
-    attempt still owns the run."""
+    catalogue chunks to predict, all or nothing (a head, scored already, brings its
+    ``queue_rule``; an encoder's is recorded once its catalogue is predicted). Raises
+    :class:`RunLost` unless this attempt still owns the run."""
     with transaction.atomic():
         run = TrainingRun.objects.select_for_update().get(pk=run_id)
         if run.status != TrainingRun.Status.RUNNING or run.attempt != attempt:
@@ -268,7 +270,8 @@ def record_model_version(*, run_id: int, attempt: int, checkpoint_name: str, che
             workflow=workflow, number=number, run=run, kind=run.kind, checkpoint=checkpoint_name,
             encoder_id=run.init_model_version_id if run.kind == TrainingRun.Kind.HEAD else None,
             checkpoint_sha256=checkpoint_sha256, checkpoint_bytes=checkpoint_bytes, tree_hash=run.tree_hash,
-            answer_columns=list(workflow.decision_tree.answer_columns), metrics=metrics, train_metrics=train_metrics)
+            answer_columns=list(workflow.decision_tree.answer_columns), metrics=metrics, train_metrics=train_metrics,
+            queue_rule=queue_rule or {})
         # An empty catalogue has nothing to predict: straight on to applying.
         run.stage = TrainingRun.Stage.PREDICTING if chunks else TrainingRun.Stage.APPLYING
         run.trained_at, run.device = timezone.now(), device
@@ -472,7 +475,8 @@ def finish_run(*, run_id: int, figures: GateFigures) -> TrainingRun:
         run.status, run.stage = TrainingRun.Status.SUCCEEDED, TrainingRun.Stage.DONE
         if decision.activate:
             run.gate_decision = TrainingRun.Gate.ACTIVATED
-            _log(run, f"{run.status}: model v{version.number} active, queue priorities updated ({decision.reason})")
+            _log(run, f"{run.status}: model v{version.number} active, queue priorities updated by "
+                      f"{version.queue_rule_summary} ({decision.reason})")
         else:
             run.gate_decision = TrainingRun.Gate.AWAITING_REVIEW
             _log(run, f"{run.status}: model v{version.number} awaits review, the active model stays "

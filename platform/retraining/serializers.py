@@ -71,9 +71,10 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     workflow = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    queue_rule_summary = serializers.CharField(read_only=True)
 
     class Meta:
         model = ModelVersion
         fields = ["id", "workflow", "kind", "encoder", "number", "run", "checkpoint_sha256", "checkpoint_bytes", "tree_hash",
-                  "metrics", "train_metrics", "predictions_complete", "is_active", "activated_at", "activated_by",
-                  "created_at"]
+                  "metrics", "train_metrics", "predictions_complete", "queue_rule", "queue_rule_summary", "is_active",
+                  "activated_at", "activated_by", "created_at"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Max
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from classifications.services import set_queue_priorities
@@ -36,9 +37,23 @@ def activate_model_version(*, model_version_id: int, activated_by_id: int | None
     version.is_active, version.activated_at, version.activated_by_id = True, timezone.now(), activated_by_id
     version.save(update_fields=["is_active", "activated_at", "activated_by"])
     _refresh_prediction_statistics()
-    set_queue_priorities(workflow_id=workflow.pk, scores=Prediction.objects.filter(model_version=version),
-                         score_field="acquisition", default=UNSCORED_PRIORITY)
+    # The priorities stored with the version's scores (retraining.queue); rows stored before the
+    # queue rule existed have none and queue by their acquisition score, as they always did.
+    stored = Prediction.objects.filter(model_version=version).annotate(
+        queue_priority=Coalesce("priority", "acquisition"))
+    set_queue_priorities(workflow_id=workflow.pk, scores=stored, score_field="queue_priority",
+                         default=UNSCORED_PRIORITY)
     return version
+
+
+@transaction.atomic
+def record_queue_priorities(*, model_version_id: int, priorities: dict[int, float], rule: dict[str, Any]) -> None:
+    """Store an encoder version's queue priorities (``{prediction id: priority}``, only the rows
+    that change) and the rule that made them, once its catalogue is predicted and before it can
+    become active (retraining.queue)."""
+    Prediction.objects.bulk_update([Prediction(pk=pk, priority=value) for pk, value in priorities.items()],
+                                   ["priority"], batch_size=1000)
+    ModelVersion.objects.filter(pk=model_version_id).update(queue_rule=rule)
 
 
 @transaction.atomic
@@ -48,15 +63,16 @@ def insert_predictions(*, rows: list[Prediction]) -> None:
     if connection.vendor != "postgresql":
         Prediction.objects.bulk_create(rows, batch_size=1000)
         return
-    names = ("model_version", "galaxy", "fractions", "lower", "upper", "acquisition", "entropy", "sample_fractions",
-             "created_at")
+    names = ("model_version", "galaxy", "fractions", "lower", "upper", "acquisition", "priority", "entropy",
+             "sample_fractions", "created_at")
     columns = ", ".join(connection.ops.quote_name(Prediction._meta.get_field(name).column) for name in names)
     now, dumps = timezone.now(), json.dumps
     with connection.cursor() as cursor, cursor.cursor.copy(
             f"COPY {connection.ops.quote_name(Prediction._meta.db_table)} ({columns}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row((row.model_version_id, row.galaxy_id, dumps(row.fractions), dumps(row.lower),
-                            dumps(row.upper), row.acquisition, row.entropy, row.sample_fractions, now))
+                            dumps(row.upper), row.acquisition, row.priority, row.entropy, row.sample_fractions,
+                            now))
 
 
 def _refresh_prediction_statistics() -> None:

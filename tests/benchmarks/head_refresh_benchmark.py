@@ -53,6 +53,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--throughput-galaxies", type=int, default=20_000,
                         help="galaxies of the scoring-step throughput comparison")
+    parser.add_argument("--coverage-labels", type=int, default=None,
+                        help="QUEUE_COVERAGE_LABELS (default: setting); with --labelled below it the queue's "
+                             "TypiClust start runs in every refresh")
+    parser.add_argument("--acquisition", default=None, help="QUEUE_ACQUISITION: bald or power-bald (default: setting)")
+    parser.add_argument("--skip-throughput", action="store_true", help="only the refreshes")
     return parser.parse_args()
 
 
@@ -203,6 +208,10 @@ def main() -> None:
     os.environ.setdefault("SECRET_KEY", "head-refresh-benchmark-only-" + "x" * 40)  # DEBUG stays off
     if args.precise_top is not None:
         os.environ["HEAD_REFRESH_PRECISE_TOP"] = str(args.precise_top)
+    if args.coverage_labels is not None:
+        os.environ["QUEUE_COVERAGE_LABELS"] = str(args.coverage_labels)
+    if args.acquisition is not None:
+        os.environ["QUEUE_ACQUISITION"] = args.acquisition
     if args.database_url:
         os.environ["DATABASE_URL"] = args.database_url
     import django
@@ -223,14 +232,20 @@ def main() -> None:
           f"tree BALD for the top {settings.HEAD_REFRESH_PRECISE_TOP or 'all'} of the one-vote BALD screen, "
           f"{settings.HEAD_REFRESH_THREADS} scoring thread(s)",
           flush=True)
-    print(f"{'refresh':<9}{'load':>8}{'train':>8}{'score':>9}{'gate':>8}{'write':>8}{'prune':>8}{'total':>9}{'(CPU s)':>9}"
+    print(f"queue rule: {settings.QUEUE_ACQUISITION}, TypiClust start below {settings.QUEUE_COVERAGE_LABELS} "
+          f"voted galaxies", flush=True)
+    print(f"{'refresh':<9}{'load':>8}{'train':>8}{'score':>9}{'queue':>8}{'gate':>8}{'write':>8}{'prune':>8}{'total':>9}"
+          f"{'(CPU s)':>9}"
           f"{'rescored':>10}{'holdout RMSE':>14}   write = rows + insert + activate   DB CPU s   load average")
     for refresh in range(1, args.refreshes + 1):
         t = time_refresh()
-        print(f"{refresh:<9}{t['load']:>7.1f}s{t['train']:>7.1f}s{t['score']:>8.1f}s{t['gate']:>7.1f}s{t['write']:>7.1f}s"
+        print(f"{refresh:<9}{t['load']:>7.1f}s{t['train']:>7.1f}s{t['score']:>8.1f}s{t['queue']:>7.1f}s"
+              f"{t['gate']:>7.1f}s{t['write']:>7.1f}s"
               f"{t['prune_old_heads']:>7.1f}s{t['total']:>8.1f}s{t['cpu']:>9.0f}{t['predictions']:>10,}"
               f"{t['holdout_rmse']:>14.4f}   {t['write_rows']:.1f} + {t['write_insert']:.1f} + "
               f"{t['write_activate']:.1f} s   {t['db_cpu']:8.1f}   {os.getloadavg()[0]:.1f}", flush=True)
+    if args.skip_throughput:
+        return
     print("MC inference throughput of the head path (embeddings already stored):")
     throughput(args)
     print(f"torch threads: {__import__('torch').get_num_threads()} on {os.cpu_count()} cores, load average "

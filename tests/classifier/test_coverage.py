@@ -40,3 +40,12 @@ def test_typicality_is_highest_in_dense_regions():
     x = np.concatenate([rng.normal(0, 0.1, size=(50, 2)), [[5.0, 5.0]]]).astype(np.float32)
     t = typicality(x, k=5)
     assert t[-1] < t[:-1].min()
+
+
+def test_a_large_pool_is_clustered_on_a_sample_that_keeps_every_labelled_galaxy():
+    x, labels, _ = blobs([600, 500, 400, 300, 200], seed=2)
+    labelled = [int(np.flatnonzero(labels == 0)[0]), int(np.flatnonzero(labels == 1)[0])]
+    picked = typiclust(x, 3, labelled=labelled, seed=0, at_most=300)
+    assert sorted(labels[picked]) == [2, 3, 4]  # the labelled galaxies' clusters stay covered
+    assert len(set(picked.tolist())) == 3 and not set(picked.tolist()) & set(labelled)
+    np.testing.assert_array_equal(picked, typiclust(x, 3, labelled=labelled, seed=0, at_most=300))  # seeded

@@ -80,3 +80,6 @@ def _retraining_settings(settings):
     settings.RETRAIN_MIN_GALAXIES = 5
     settings.RETRAIN_PREDICT_CHUNK_SIZE = 7
     settings.RETRAIN_PREDICT_MC_SAMPLES = 3
+    # These tests check priorities against the BALD scores; test_queue_rule.py (and the worker
+    # test of the live queue) turn the budget-aware start on.
+    settings.QUEUE_COVERAGE_LABELS = 0

@@ -93,6 +93,7 @@ def start_worker(transactional_db, tmp_path):
            "DATABASE_URL": worker_database_url(), "MEDIA_ROOT": str(settings.MEDIA_ROOT),
                "VAR_DIR": str(var_dir), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
                "RETRAIN_AFTER_CLASSIFICATIONS": "0", "RETRAIN_MIN_GALAXIES": "5", "RETRAIN_PROGRESS_INTERVAL": "0.2",
+               "QUEUE_COVERAGE_LABELS": "0",  # its queue checks are against the BALD scores
                "RETRAIN_PREDICT_CHUNK_SIZE": "10", "RETRAIN_PREDICT_MC_SAMPLES": "3", "OMP_NUM_THREADS": "1",
                **extra_env}
         log = open(tmp_path / f"worker-{len(processes)}.log", "w")
