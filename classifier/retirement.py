@@ -19,7 +19,9 @@ The rule, per question q of the tree (details, levers and the out-of-sample benc
   (union bound over rivals); a question without votes, or with a tie, has no leader: 1.
 * ``P_q = P_scored × P_change``; the galaxy is decisive when ``P_q ≤ threshold_q`` for every
   question (``threshold`` is one number or one per question) and at least ``min_votes``
-  volunteers classified it.
+  volunteers classified it. With ``blocking="majority-path"`` (a workflow's weaker promise,
+  its ``retirement_agreement``) only the questions on the current majority path count, with
+  their own tuned thresholds.
 
 Everything that depends only on the tree (answer→question maps, reach order) is built once
 per tree version and shared; a check is ~25 numpy calls on ``(G, answers)`` arrays, whether
@@ -61,11 +63,26 @@ TUNED_THRESHOLDS: dict[str, dict[str, float]] = {
                    "bulge-size": 0.00659, "how-rounded": 0.00543, "edge-on-bulge": 0.01181, "spiral-winding": 0.1,
                    "spiral-arm-count": 0.00543, "merging": 0.00447},
 }
+# The same for blocking="majority-path" (only the questions on the galaxy's current majority path
+# may hold it, a workflow's retirement_agreement="majority-path"): tuned on the same half 0 for
+# agreement on the full votes' majority path, each question's Wilson lower bound (z = 1.645) ≥ 99%
+# there; a question with too few path galaxies to show that even without an error (DECaLS
+# edge-on-bulge, GZ2 bulge-shape) keeps the grid's smallest threshold. Rebuild:
+# tests/benchmarks/retirement_promises.py (its "ship" line); figures in docs/retirement.md.
+TUNED_PATH_THRESHOLDS: dict[str, dict[str, float]] = {
+    "gz2": {"smooth-or-features": 0.05584, "edge-on": 0.1, "bar": 0.1, "spiral": 0.1, "bulge-prominence": 0.08235,
+            "odd": 0.03787, "how-rounded": 0.03787, "odd-feature": 0.04599, "bulge-shape": 0.0002, "arm-winding": 0.06781,
+            "arm-count": 0.04599},
+    "decals_dr5": {"smooth-or-featured": 0.03118, "disk-edge-on": 0.1, "has-spiral-arms": 0.1, "bar": 0.1,
+                   "bulge-size": 0.00543, "how-rounded": 0.00543, "edge-on-bulge": 0.0002, "spiral-winding": 0.06781,
+                   "spiral-arm-count": 0.01181, "merging": 0.00543},
+}
 REACH_MODELS = ("observed", "observed-flat", "tree")
 # Which questions may block: "every" question that will be scored (the default: the promise is
 # judged on every question's majority), or only those on the current "majority-path" (the answers
 # a consensus catalogue keeps: a close bar vote no longer holds a galaxy whose majority says
-# smooth). Measured in docs/retirement.md (retirement_levers.py); not the platform's default.
+# smooth). Measured in docs/retirement.md (retirement_promises.py); a workflow chooses it with its
+# retirement_agreement, the platform's default stays "every".
 BLOCKING = ("every", "majority-path")
 _CACHE_SIZE = 64
 
@@ -210,7 +227,8 @@ class RetirementRule:
     ``max_votes − classifications``); ``threshold`` the largest accepted probability that a
     question which will matter ends with a different majority — one number, or a mapping
     ``{question: threshold}`` (questions not named get ``DEFAULT_THRESHOLD``); by default the
-    tuned ``TUNED_THRESHOLDS`` of a shipped tree, else ``DEFAULT_THRESHOLD``;
+    tuned ``TUNED_THRESHOLDS`` of a shipped tree (``TUNED_PATH_THRESHOLDS`` under
+    ``blocking="majority-path"``: each promise is tuned for itself), else ``DEFAULT_THRESHOLD``;
     ``min_scored_votes`` the number of votes below which a question's final majority is not
     considered meaningful; ``base_concentration`` the Dirichlet pseudo-votes per answer (one
     number, or a mapping by question and/or answer column, e.g. a population prior); ``reach`` how future volunteers reaching a question are
@@ -229,7 +247,7 @@ class RetirementRule:
         self.tree = self.schema.tree
         keys = self.schema.question_keys
         if threshold is None:
-            tuned = TUNED_THRESHOLDS.get(self.tree.name, {})
+            tuned = (TUNED_PATH_THRESHOLDS if blocking == "majority-path" else TUNED_THRESHOLDS).get(self.tree.name, {})
             threshold = tuned if tuned and set(tuned) == set(keys) else DEFAULT_THRESHOLD
         thresholds = self._per_question(threshold, DEFAULT_THRESHOLD, "threshold")
         concentrations = self._per_answer(base_concentration)

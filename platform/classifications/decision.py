@@ -157,11 +157,20 @@ def apply_retirement_rule(*, status: SubjectStatus, workflow: Workflow, now: dat
     status.retirement_reason = reason
 
 
+# The workflow's promise -> which questions may hold a galaxy in the rule (each with its own
+# tuned thresholds: TUNED_THRESHOLDS / TUNED_PATH_THRESHOLDS).
+_BLOCKING = {Workflow.RetirementAgreement.EVERY_QUESTION: "every",
+             Workflow.RetirementAgreement.MAJORITY_PATH: "majority-path"}
+
+
 def _votes_decisive(*, status: SubjectStatus, workflow: Workflow) -> bool:
-    """No question that the remaining volunteers will still answer can change its majority
-    (the rule and its benchmark: docs/retirement.md). The rule is shared per tree version and
-    retirement count, so a check pays no set-up, and ``decides`` skips the explanation and any
-    arithmetic before ``min_votes`` (costs measured by tests/benchmarks/retirement_check_benchmark.py
-    and, inside the submit, by api_benchmark.py --early-retirement both)."""
-    rule = RetirementRule.cached(workflow.decision_tree, max_votes=workflow.retirement_count)
+    """No question that the remaining volunteers will still answer can change its majority —
+    every question, or only those on the galaxy's majority path, as the workflow's
+    ``retirement_agreement`` promises (the rule and its benchmark: docs/retirement.md). The rule
+    is shared per (tree version, retirement count, promise), so a check pays no set-up, and
+    ``decides`` skips the explanation and any arithmetic before ``min_votes`` (costs measured by
+    tests/benchmarks/retirement_check_benchmark.py and, inside the submit, by api_benchmark.py
+    --early-retirement both)."""
+    rule = RetirementRule.cached(workflow.decision_tree, max_votes=workflow.retirement_count,
+                                 blocking=_BLOCKING[workflow.retirement_agreement])
     return rule.decides(status.vote_counts, classifications=status.classification_count)

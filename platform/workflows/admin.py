@@ -13,7 +13,8 @@ class WorkflowVersionInline(admin.TabularInline):
 
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "version", "retirement_count", "random_fraction", "is_active"]
-    list_filter = ["is_active"]
+    list_display = ["slug", "name", "version", "retirement_count", "random_fraction", "early_retirement",
+                    "retirement_agreement", "is_active"]
+    list_filter = ["is_active", "early_retirement", "retirement_agreement"]
     readonly_fields = ["version", "tree_hash", "created_at", "updated_at"]
     inlines = [WorkflowVersionInline]

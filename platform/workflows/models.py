@@ -16,6 +16,15 @@ _PARSED_TREES_MAX = 64
 
 
 class Workflow(models.Model):
+    class RetirementAgreement(models.TextChoices):
+        """What early retirement promises (docs/retirement.md, "Which promise"): the majority of
+        every question that will be scored stays as it is, or only those of the questions on the
+        galaxy's majority path (the answers a consensus catalogue keeps) — fewer votes, but a
+        smooth galaxy's minority bar vote may stop before its majority is settled."""
+
+        EVERY_QUESTION = "every-question", "every question"
+        MAJORITY_PATH = "majority-path", "majority path only"
+
     slug = models.SlugField(unique=True, help_text="Stable identifier used in URLs and the API.")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -29,6 +38,10 @@ class Workflow(models.Model):
         help_text="Share of the queue drawn uniformly at random ('spice') instead of by priority.")
     early_retirement = models.BooleanField(
         default=False, help_text="Retire a galaxy early once its votes can no longer change the majority.")
+    retirement_agreement = models.CharField(
+        max_length=16, choices=RetirementAgreement.choices, default=RetirementAgreement.EVERY_QUESTION,
+        help_text="With early retirement: whose majorities must be settled — every question's, or only those "
+                  "on the galaxy's majority path (fewer votes; off-path answers are not guaranteed).")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -12,7 +12,7 @@ def active_workflows() -> QuerySet[Workflow]:
 
 # Every column but the tree document and the description (both loaded on access if needed).
 _SETTING_FIELDS = ("id", "slug", "name", "tree_hash", "version", "retirement_count", "random_fraction",
-                   "early_retirement", "is_active", "created_at", "updated_at")
+                   "early_retirement", "retirement_agreement", "is_active", "created_at", "updated_at")
 _SETTINGS_SQL = "SELECT {} FROM {} WHERE slug = %s".format(
     ", ".join(Workflow._meta.get_field(name).column for name in _SETTING_FIELDS), Workflow._meta.db_table)
 _BY_SLUG: dict[str, tuple[tuple, Workflow]] = {}

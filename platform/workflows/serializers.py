@@ -9,7 +9,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
     class Meta:
         model = Workflow
         fields = ["slug", "name", "description", "version", "retirement_count", "random_fraction",
-                  "early_retirement", "is_active", "tree"]
+                  "early_retirement", "retirement_agreement", "is_active", "tree"]
 
     def get_tree(self, workflow: Workflow) -> dict:
         return workflow.decision_tree.to_dict(with_columns=True)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import betabinom
 
-from classifier.retirement import TUNED_THRESHOLDS, RetirementRule, betabinom_sf
+from classifier.retirement import TUNED_PATH_THRESHOLDS, TUNED_THRESHOLDS, RetirementRule, betabinom_sf
 from classifier.schema import Schema
 from classifier.tree import DecisionTree
 
@@ -60,6 +60,19 @@ def test_shipped_trees_get_their_tuned_thresholds():
         assert dict(zip(tree.question_keys, rule.thresholds.tolist(), strict=True)) == tuned
     assert RetirementRule(SMALL_TREE).thresholds.tolist() == [0.005, 0.005]
     assert RetirementRule(SMALL_TREE, threshold={"detail": 0.2}).thresholds.tolist() == [0.005, 0.2]
+
+
+def test_shipped_trees_get_their_tuned_path_thresholds_under_the_majority_path_promise():
+    """The majority-path promise has its own tuning (tests/benchmarks/retirement_promises.py): a
+    tree whose questions change fails here until it is re-tuned."""
+    assert set(TUNED_PATH_THRESHOLDS) == set(TUNED_THRESHOLDS)
+    for name, tuned in TUNED_PATH_THRESHOLDS.items():
+        tree = DecisionTree.load(name)
+        assert set(tuned) == set(tree.question_keys), f"{name}: re-tune the path thresholds after changing its questions"
+        rule = RetirementRule(tree, blocking="majority-path")
+        assert dict(zip(tree.question_keys, rule.thresholds.tolist(), strict=True)) == tuned
+        assert RetirementRule.cached(tree, blocking="majority-path") is not RetirementRule.cached(tree)
+    assert RetirementRule(SMALL_TREE, blocking="majority-path").thresholds.tolist() == [0.005, 0.005]
 
 
 def test_bad_settings_are_refused_with_the_setting_named():
@@ -329,11 +342,11 @@ def test_the_decision_depends_only_on_the_tally(examples):
 @given(tallies())
 def test_majority_path_blocking_only_drops_blockers(example):
     """Only the questions on the current majority path may block: each question's probability is
-    the default rule's or 0, so it retires whenever the default does; it never retires before
-    min_votes, and its batch, single and fast-path decisions agree."""
+    the default rule's or 0, so with the same thresholds it retires whenever the default does; it
+    never retires before min_votes, and its batch, single and fast-path decisions agree."""
     tree, counts, n, max_votes = example
     every = RetirementRule.cached(tree, max_votes=max_votes)
-    path = RetirementRule.cached(tree, max_votes=max_votes, blocking="majority-path")
+    path = RetirementRule.cached(tree, max_votes=max_votes, blocking="majority-path", threshold=every.threshold)
     by_default, on_path = every.is_decisive(counts, classifications=n), path.is_decisive(counts, classifications=n)
     for key, question in on_path.per_question.items():
         assert question.probability in (0.0, by_default.per_question[key].probability)

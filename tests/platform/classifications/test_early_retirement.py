@@ -60,3 +60,28 @@ def test_without_early_retirement_only_the_count_retires(workflow):
     galaxy = GalaxyFactory()
     status = classify(workflow, galaxy, [decals_smooth_path()] * 15)
     assert not status.is_retired
+
+
+EDGE_ON_PATH = FEATURED_PATH
+FACE_ON_PATH = [{"question": "smooth-or-featured", "answer": "featured-or-disk"},
+                {"question": "disk-edge-on", "answer": "no"}, {"question": "bar", "answer": "no"},
+                {"question": "has-spiral-arms", "answer": "no"}, {"question": "bulge-size", "answer": "small"},
+                {"question": "merging", "answer": "none"}]
+
+
+@pytest.mark.parametrize("agreement, retires", [(Workflow.RetirementAgreement.EVERY_QUESTION, False),
+                                                (Workflow.RetirementAgreement.MAJORITY_PATH, True)])
+def test_an_undecided_question_off_the_majority_path_holds_the_galaxy_only_under_every_question(
+        workflow, agreement, retires):
+    """A smooth galaxy whose two featured votes split on edge-on: that question stays open (a tie),
+    but it is off the galaxy's majority path, so only the every-question promise waits for it."""
+    workflow.retirement_agreement = agreement
+    workflow.save()
+    status = classify(workflow, GalaxyFactory(), [EDGE_ON_PATH, FACE_ON_PATH] + [decals_smooth_path()] * 16)
+    assert status.is_retired is retires
+    if retires:
+        assert status.retirement_reason == SubjectStatus.RetirementReason.CONSENSUS
+        assert status.classification_count < 18
+    else:
+        assert status.classification_count == 18
+        assert status.vote_counts["disk-edge-on_yes"] == status.vote_counts["disk-edge-on_no"] == 1
