@@ -276,8 +276,8 @@ def plot_curves(summary: dict, path: Path, title: str, metric_label: str) -> Non
         ax.set_xlabel("labelled galaxies")
         ax.set_xscale("log")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)  # per panel: panels need not hold the same strategies
     axes[0][0].set_ylabel(metric_label)
-    axes[0][0].legend(fontsize=8)
     fig.suptitle(textwrap.fill(title, 60 * len(panels)), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
