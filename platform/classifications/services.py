@@ -62,27 +62,32 @@ def set_queue_priorities(*, workflow_id: int, scores: QuerySet, score_field: str
 def submit_classification(*, submission: Submission, volunteer: Volunteer, user_agent: str = "",
                           is_simulated: bool = False) -> SubmissionResult:
     """Store one classification and add its votes to the galaxy's tally, atomically, in three
-    round trips (lock and probe the key, insert, update the tally) after reading the workflow.
+    round trips: read the workflow, lock the status row and probe the key (one statement once
+    this process knows the workflow), insert, update the tally.
 
     A replay of the same idempotency key returns the stored classification and changes
     nothing. A volunteer's repeat classification of a galaxy is stored but not counted.
     """
-    workflow = require_workflow(workflow_settings(slug=submission.workflow_slug), slug=submission.workflow_slug)
     try:
-        return _submit_one(submission, workflow=workflow, volunteer=volunteer, user_agent=user_agent,
-                           is_simulated=is_simulated)
+        return _submit_one(submission, volunteer=volunteer, user_agent=user_agent, is_simulated=is_simulated)
     except IntegrityError:
         # A concurrent request with the same key committed first; ours rolled back whole, which
         # is cheaper than a savepoint around every insert. Submitted again, the key replays.
-        return _submit_one(submission, workflow=workflow, volunteer=volunteer, user_agent=user_agent,
-                           is_simulated=is_simulated)
+        return _submit_one(submission, volunteer=volunteer, user_agent=user_agent, is_simulated=is_simulated)
 
 
 @transaction.atomic
-def _submit_one(submission: Submission, *, workflow: Workflow, volunteer: Volunteer, user_agent: str,
+def _submit_one(submission: Submission, *, volunteer: Volunteer, user_agent: str,
                 is_simulated: bool) -> SubmissionResult:
-    tallies = tally_store.lock_one(workflow_id=workflow.id, galaxy_id_str=submission.galaxy_id_str,
-                                   idempotency_key=submission.idempotency_key)
+    slug = submission.workflow_slug
+    locked = tally_store.lock_one_with_workflow(workflow_slug=slug, galaxy_id_str=submission.galaxy_id_str,
+                                                idempotency_key=submission.idempotency_key)
+    if locked is not None:
+        workflow, tallies = locked
+    else:
+        workflow = require_workflow(workflow_settings(slug=slug), slug=slug)
+        tallies = tally_store.lock_one(workflow_id=workflow.id, galaxy_id_str=submission.galaxy_id_str,
+                                       idempotency_key=submission.idempotency_key)
     result = decide(submission, workflow=workflow, volunteer=volunteer, tallies=tallies, now=timezone.now(),
                     user_agent=user_agent, is_simulated=is_simulated)
     _write(tallies)
