@@ -42,8 +42,20 @@ class ApiGuardMiddleware:
     def process_exception(self, request, exception):
         if not (request.path.startswith(API_PREFIX) and isinstance(exception, OperationalError | InterfaceError)):
             return None
-        log.error("database unavailable for %s %s: %s", request.method, request.path, exception)
-        response = JsonResponse({"code": "unavailable", "message": "the database is unavailable; retry shortly"},
-                                status=503)
+        if _timed_out(exception):
+            # settings.DATABASE_STATEMENT_TIMEOUT / DATABASE_LOCK_TIMEOUT: the transaction was
+            # rolled back whole, so a retry (with the same idempotency key) is safe.
+            log.warning("database timeout for %s %s: %s", request.method, request.path, exception)
+            body = {"code": "database_busy", "message": "the request waited too long for the database; retry shortly"}
+        else:
+            log.error("database unavailable for %s %s: %s", request.method, request.path, exception)
+            body = {"code": "unavailable", "message": "the database is unavailable; retry shortly"}
+        response = JsonResponse(body, status=503)
         response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
         return response
+
+
+def _timed_out(exception: Exception) -> bool:
+    """A statement cancelled by statement_timeout or a lock wait ended by lock_timeout (PostgreSQL
+    SQLSTATE 57014 / 55P03), not a lost connection."""
+    return getattr(exception.__cause__, "sqlstate", None) in ("57014", "55P03")
