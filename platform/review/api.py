@@ -30,11 +30,11 @@ from .serializers import (
     ExportJobSerializer,
     FlagInput,
     FlagSerializer,
+    LiftShadowBanInput,
     ResolveFlagInput,
     RetirementInput,
     RetirementOverrideSerializer,
     ReviewQueueItemSerializer,
-    LiftShadowBanInput,
     ShadowBanInput,
     parse,
 )

@@ -63,7 +63,11 @@ def environ(method: str, path: str, *, query: str = "", body: bytes = b"", cooki
 
 def call(application, env: dict) -> tuple[int, bytes]:
     status: list[str] = []
-    result = application(env, lambda s, headers, exc_info=None: status.append(s))
+
+    def start_response(line: str, headers, *_) -> None:
+        status.append(line)
+
+    result = application(env, start_response)
     try:
         body = b"".join(result)
     finally:
@@ -87,11 +91,11 @@ def measure(checkout: str, database_url: str, args: argparse.Namespace) -> dict:
         **{f"THROTTLE_{scope}": "10000000/min" for scope in ("SUBMIT", "SUBMIT_IP", "NEXT", "NEXT_IP")}})
     for path in (str(Path(checkout)), str(Path(checkout) / "platform")):
         sys.path.insert(0, path)
-    from config.wsgi import application
     from django.db import connection
 
     from classifications.volunteers import token_for
     from classifier.tree import DecisionTree
+    from config.wsgi import application
 
     walks = [DecisionTree.load(TREE).random_path(__import__("random").Random(seed)) for seed in range(200)]
     profiler = None

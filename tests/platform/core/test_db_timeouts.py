@@ -13,8 +13,8 @@ from django.db import connection, connections, transaction
 
 from classifications.models import Classification, SubjectStatus
 from classifications.services import ensure_subject_statuses
-from core.db import bound_request_statements
 from config import REPO_ROOT
+from core.db import bound_request_statements
 from tests.platform.factories import GalaxyFactory, decals_smooth_path, volunteer_client
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -31,7 +31,8 @@ def bounded(settings):
         connections[alias].settings_dict["OPTIONS"].pop("options", None)
 
 
-def test_a_web_connection_has_the_bounds(bounded):
+@pytest.mark.usefixtures("bounded")
+def test_a_web_connection_has_the_bounds():
     with connection.cursor() as cursor:
         cursor.execute("SHOW lock_timeout")
         lock_timeout = cursor.fetchone()[0]
@@ -55,7 +56,8 @@ def test_only_the_web_entry_points_bound_statements():
     assert (web, worker) == ("10s 5s", "0 0")
 
 
-def test_a_submit_blocked_on_a_lock_past_the_bound_is_a_json_503_and_stores_nothing(bounded):
+@pytest.mark.usefixtures("bounded")
+def test_a_submit_blocked_on_a_lock_past_the_bound_is_a_json_503_and_stores_nothing():
     galaxy = GalaxyFactory()
     ensure_subject_statuses(galaxy_ids=[galaxy.id])
     locked, release = threading.Event(), threading.Event()
