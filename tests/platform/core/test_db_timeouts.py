@@ -17,7 +17,7 @@ from config import REPO_ROOT
 from core.db import bound_request_statements
 from tests.platform.factories import GalaxyFactory, decals_smooth_path, volunteer_client
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
