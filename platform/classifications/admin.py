@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from .models import Classification, ShadowBan, SubjectStatus
-from .services import shadow_ban
+from .services import lift_shadow_ban, shadow_ban
 
 BAN_PERMISSION = "classifications.add_shadowban"
 
@@ -62,8 +62,9 @@ class ClassificationAdmin(admin.ModelAdmin):
 
 @admin.register(ShadowBan)
 class ShadowBanAdmin(admin.ModelAdmin):
-    """Adding a ban runs the service (recount included). A ban is not edited or lifted here:
-    lifting would have to re-decide every vote the volunteer cast meanwhile."""
+    """Adding a ban runs the service (recount included); deleting one (the delete page, or the
+    list's "delete selected") lifts it through lift_shadow_ban, recount included, so a ban row
+    never disappears without the volunteer's votes being restored. A ban is not edited."""
 
     list_display = ["volunteer_key", "withdrawn_votes", "banned_by", "created_at"]
     search_fields = ["volunteer_key"]
@@ -73,9 +74,13 @@ class ShadowBanAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def save_model(self, request, obj, form, change) -> None:
         ban = shadow_ban(volunteer_key=obj.volunteer_key, banned_by_id=request.user.pk, reason=obj.reason)
         obj.pk, obj.withdrawn_votes = ban.pk, ban.withdrawn_votes
+
+    def delete_model(self, request, obj) -> None:
+        lift_shadow_ban(volunteer_key=obj.volunteer_key)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for volunteer_key in sorted(queryset.values_list("volunteer_key", flat=True)):
+            lift_shadow_ban(volunteer_key=volunteer_key)

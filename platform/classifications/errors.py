@@ -51,3 +51,10 @@ class VolunteerRequired(DomainError):
 
     status_code = 403
     code = "volunteer_identity_required"
+
+
+class UnknownShadowBan(DomainError):
+    """Lifting a ban that does not exist."""
+
+    status_code = 404
+    code = "not_shadow_banned"

@@ -26,7 +26,10 @@ class SubjectStatus(models.Model):
         CONSENSUS = "consensus", "Votes already decisive"
         ADMIN = "admin", "Retired by an admin"
 
-    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="subject_statuses")
+    # No index of its own: unique_subject_status leads with the workflow, and a counted vote
+    # rewrites the row (not a HOT update), adding an entry to every index of the table.
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="subject_statuses",
+                                 db_index=False)
     galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="subject_statuses")
     vote_counts = models.JSONField(default=dict, blank=True,
                                    help_text="Votes per answer column '{question}_{answer}'.")
@@ -79,8 +82,9 @@ class Classification(models.Model):
                                  db_index=False)
     workflow_version = models.PositiveIntegerField()
     galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="classifications")
+    # Indexed only where set (classification_user): anonymous votes add no entry.
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="classifications")
+                             related_name="classifications", db_index=False)
     volunteer_key = models.CharField(max_length=80, help_text="'user:<id>' or 'anon:<session id>'.")
     annotations = models.JSONField(help_text="Ordered [{question, answer}] following the tree.")
     idempotency_key = models.CharField(max_length=100)
@@ -104,7 +108,9 @@ class Classification(models.Model):
             # A constraint, not unique=True: that would add a second, LIKE-only index on PostgreSQL.
             models.UniqueConstraint(fields=["idempotency_key"], name="unique_idempotency_key"),
         ]
-        indexes = [models.Index(fields=["volunteer_key", "workflow", "galaxy"], name="classification_seen_by")]
+        indexes = [models.Index(fields=["volunteer_key", "workflow", "galaxy"], name="classification_seen_by"),
+                   # A user's deletion (SET NULL) finds their votes; `user_id IN (…)` implies the condition.
+                   models.Index(fields=["user"], condition=Q(user__isnull=False), name="classification_user")]
 
     def __str__(self) -> str:
         return f"{self.volunteer_key} on {self.galaxy_id}"

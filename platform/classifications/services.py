@@ -20,12 +20,13 @@ from workflows.selectors import workflow_settings
 
 from . import tally_store
 from .decision import Submission, SubmissionResult, apply_retirement_rule, decide, require_workflow
+from .errors import UnknownShadowBan
 from .models import Classification, ShadowBan, SubjectStatus
 from .signals import classification_counted
 from .volunteers import Volunteer
 
 __all__ = ["BatchOutcome", "Submission", "SubmissionResult", "ensure_subject_statuses", "set_favourite",
-           "set_queue_priorities", "shadow_ban", "submit_classification", "submit_classifications"]
+           "lift_shadow_ban", "set_queue_priorities", "shadow_ban", "submit_classification", "submit_classifications"]
 
 
 @dataclass(frozen=True)
@@ -62,27 +63,32 @@ def set_queue_priorities(*, workflow_id: int, scores: QuerySet, score_field: str
 def submit_classification(*, submission: Submission, volunteer: Volunteer, user_agent: str = "",
                           is_simulated: bool = False) -> SubmissionResult:
     """Store one classification and add its votes to the galaxy's tally, atomically, in three
-    round trips (lock and probe the key, insert, update the tally) after reading the workflow.
+    round trips: read the workflow, lock the status row and probe the key (one statement once
+    this process knows the workflow), insert, update the tally.
 
     A replay of the same idempotency key returns the stored classification and changes
     nothing. A volunteer's repeat classification of a galaxy is stored but not counted.
     """
-    workflow = require_workflow(workflow_settings(slug=submission.workflow_slug), slug=submission.workflow_slug)
     try:
-        return _submit_one(submission, workflow=workflow, volunteer=volunteer, user_agent=user_agent,
-                           is_simulated=is_simulated)
+        return _submit_one(submission, volunteer=volunteer, user_agent=user_agent, is_simulated=is_simulated)
     except IntegrityError:
         # A concurrent request with the same key committed first; ours rolled back whole, which
         # is cheaper than a savepoint around every insert. Submitted again, the key replays.
-        return _submit_one(submission, workflow=workflow, volunteer=volunteer, user_agent=user_agent,
-                           is_simulated=is_simulated)
+        return _submit_one(submission, volunteer=volunteer, user_agent=user_agent, is_simulated=is_simulated)
 
 
 @transaction.atomic
-def _submit_one(submission: Submission, *, workflow: Workflow, volunteer: Volunteer, user_agent: str,
+def _submit_one(submission: Submission, *, volunteer: Volunteer, user_agent: str,
                 is_simulated: bool) -> SubmissionResult:
-    tallies = tally_store.lock_one(workflow_id=workflow.id, galaxy_id_str=submission.galaxy_id_str,
-                                   idempotency_key=submission.idempotency_key)
+    slug = submission.workflow_slug
+    locked = tally_store.lock_one_with_workflow(workflow_slug=slug, galaxy_id_str=submission.galaxy_id_str,
+                                                idempotency_key=submission.idempotency_key)
+    if locked is not None:
+        workflow, tallies = locked
+    else:
+        workflow = require_workflow(workflow_settings(slug=slug), slug=slug)
+        tallies = tally_store.lock_one(workflow_id=workflow.id, galaxy_id_str=submission.galaxy_id_str,
+                                       idempotency_key=submission.idempotency_key)
     result = decide(submission, workflow=workflow, volunteer=volunteer, tallies=tallies, now=timezone.now(),
                     user_agent=user_agent, is_simulated=is_simulated)
     _write(tallies)
@@ -211,12 +217,66 @@ def _withdraw_votes(*, ban_id: int) -> ShadowBan:
     pairs = set(votes.values_list("workflow_id", "galaxy_id"))
     if not pairs:
         return ban
+    statuses = _lock_statuses(pairs)
+    ban.withdrawn_votes += votes.update(counted=False, shadowed=True)
+    ban.save(update_fields=["withdrawn_votes"])
+    _recount(statuses)
+    return ban
+
+
+def lift_shadow_ban(*, volunteer_key: str) -> int:
+    """Lift a shadow ban (services.shadow_ban's counterpart): the volunteer's votes count again
+    exactly as if never banned — each shadowed vote (their first of a galaxy, withdrawn or cast
+    while banned) becomes counted — the touched galaxies are recounted and their retirement
+    decided again (decision.apply_retirement_rule), and new votes count. Returns how many votes
+    count again; UnknownShadowBan if the volunteer is not banned.
+
+    The same three steps as the ban, in the same order: the ban's removal is committed first;
+    on PostgreSQL a SHARE lock on the classification table then waits for every write that
+    started while the ban was still visible (a submit that stored a vote as shadowed after the
+    restore would leave it uncounted); then the restore and the recount run under the status
+    rows' locks. A shadowed vote whose galaxy meanwhile got a counted vote of the volunteer (cast
+    after the lift, before the restore) stays uncounted, as a repeat."""
+    with transaction.atomic():
+        deleted, _ = ShadowBan.objects.filter(volunteer_key=volunteer_key).delete()
+    if not deleted:
+        raise UnknownShadowBan(f"{volunteer_key!r} is not shadow-banned", field="volunteer_key")
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {Classification._meta.db_table} IN SHARE MODE")
+    return _restore_votes(volunteer_key=volunteer_key)
+
+
+@transaction.atomic
+def _restore_votes(*, volunteer_key: str) -> int:
+    shadowed = Classification.objects.filter(volunteer_key=volunteer_key, shadowed=True)
+    pairs = set(shadowed.values_list("workflow_id", "galaxy_id"))
+    if not pairs:
+        return 0
+    statuses = _lock_statuses(pairs)
+    counted_meanwhile = Classification.objects.filter(volunteer_key=OuterRef("volunteer_key"), counted=True,
+                                                      workflow_id=OuterRef("workflow_id"),
+                                                      galaxy_id=OuterRef("galaxy_id"))
+    restored = shadowed.filter(~Exists(counted_meanwhile)).update(counted=True, shadowed=False)
+    shadowed.update(shadowed=False)  # the rest: repeats of a vote that counts
+    _recount(statuses)
+    return restored
+
+
+def _lock_statuses(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], SubjectStatus]:
+    """The status rows of these (workflow id, galaxy id) pairs, locked in the batches' order
+    (workflow, galaxy id_str), so a ban or lift cannot deadlock with submits."""
     workflow_ids, galaxy_ids = sorted({w for w, _ in pairs}), sorted({g for _, g in pairs})
     locked = (SubjectStatus.objects.filter(workflow_id__in=workflow_ids, galaxy_id__in=galaxy_ids)
               .select_related("galaxy").order_by("workflow_id", "galaxy__id_str").select_for_update(of=("self",)))
-    statuses = {(s.workflow_id, s.galaxy_id): s for s in locked if (s.workflow_id, s.galaxy_id) in pairs}
-    ban.withdrawn_votes += votes.update(counted=False, shadowed=True)
-    ban.save(update_fields=["withdrawn_votes"])
+    return {(s.workflow_id, s.galaxy_id): s for s in locked if (s.workflow_id, s.galaxy_id) in pairs}
+
+
+def _recount(statuses: dict[tuple[int, int], SubjectStatus]) -> None:
+    """Each locked status row's tally from its galaxy's counted classifications (each read
+    against the tree version it was validated with), then the retirement rule on it."""
+    workflow_ids = sorted({w for w, _ in statuses})
+    galaxy_ids = sorted({g for _, g in statuses})
     for status in statuses.values():
         status.vote_counts, status.classification_count = {}, 0
     trees = _trees_by_version(workflow_ids)
@@ -237,7 +297,6 @@ def _withdraw_votes(*, ban_id: int) -> ShadowBan:
         status.updated_at = now
     SubjectStatus.objects.bulk_update(list(statuses.values()), ["vote_counts", "classification_count", "retired_at",
                                                                 "retirement_reason", "updated_at"], batch_size=2000)
-    return ban
 
 
 def _trees_by_version(workflow_ids: list[int]) -> dict[int, dict[int | None, DecisionTree]]:

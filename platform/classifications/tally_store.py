@@ -17,17 +17,27 @@ from django.db import connection
 
 from core.db import hot_path_cursor
 from galaxies.models import Galaxy
+from workflows.models import Workflow
+from workflows.selectors import SETTINGS_COLUMNS, last_known_id, workflow_from_row
 
 from .models import Classification, ShadowBan, SubjectStatus
 
 _STATUS_TABLE, _CLASSIFICATION_TABLE, _GALAXY_TABLE = (SubjectStatus._meta.db_table, Classification._meta.db_table,
                                                        Galaxy._meta.db_table)
-_BAN_TABLE = ShadowBan._meta.db_table
+_BAN_TABLE, _WORKFLOW_TABLE = ShadowBan._meta.db_table, Workflow._meta.db_table
 _STATUS_COLUMNS = "s.id, s.galaxy_id, s.vote_counts, s.classification_count, s.retired_at, s.retirement_reason"
 _LOCK_ONE_SQL = f"""
     SELECT {_STATUS_COLUMNS}, EXISTS (SELECT 1 FROM {_CLASSIFICATION_TABLE} k WHERE k.idempotency_key = %s)
     FROM {_STATUS_TABLE} s JOIN {_GALAXY_TABLE} g ON g.id = s.galaxy_id
     WHERE s.workflow_id = %s AND g.id_str = %s"""
+# The same, with the workflow's settings row read in the same round trip: by the id this process
+# last saw for the slug, checked against the slug (a workflow recreated under the slug gets no row).
+_LOCK_ONE_WITH_WORKFLOW_SQL = f"""
+    SELECT {SETTINGS_COLUMNS}, {_STATUS_COLUMNS},
+        EXISTS (SELECT 1 FROM {_CLASSIFICATION_TABLE} k WHERE k.idempotency_key = %s)
+    FROM {_STATUS_TABLE} s JOIN {_GALAXY_TABLE} g ON g.id = s.galaxy_id JOIN {_WORKFLOW_TABLE} w ON w.id = s.workflow_id
+    WHERE s.workflow_id = %s AND w.slug = %s AND g.id_str = %s"""
+_SETTINGS_WIDTH = SETTINGS_COLUMNS.count(",") + 1
 # `counted` is answered by this statement, which starts after the row lock was granted, so it sees
 # what the previous lock holder committed (a probe inside the locking SELECT would not). A
 # shadow-banned volunteer's vote is `shadowed` instead where it would have counted; the ban probe
@@ -148,6 +158,28 @@ def lock_one(*, workflow_id: int, galaxy_id_str: str, idempotency_key: str) -> T
     *status_row, key_exists = row
     return Tallies(statuses={(workflow_id, galaxy_id_str): _status_from_row(workflow_id=workflow_id, row=status_row)},
                    stored_keys={idempotency_key} if key_exists else set(), counted_pairs=None)
+
+
+def lock_one_with_workflow(*, workflow_slug: str, galaxy_id_str: str,
+                           idempotency_key: str) -> tuple[Workflow, Tallies] | None:
+    """lock_one and the workflow's settings (workflows.selectors.workflow_settings) in one round
+    trip, one less than reading the workflow first. None when that cannot answer — this process
+    has not read the workflow yet, or there is no such workflow, galaxy or status row — and the
+    caller takes the two-step path, which tells those apart."""
+    workflow_id = last_known_id(slug=workflow_slug)
+    if workflow_id is None:
+        return None
+    with hot_path_cursor() as cursor:
+        cursor.execute(_LOCK_ONE_WITH_WORKFLOW_SQL + _for_update_of_status(),
+                       [idempotency_key, workflow_id, workflow_slug, galaxy_id_str])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    workflow = workflow_from_row(slug=workflow_slug, row=tuple(row[:_SETTINGS_WIDTH]))
+    *status_row, key_exists = row[_SETTINGS_WIDTH:]
+    return workflow, Tallies(
+        statuses={(workflow_id, galaxy_id_str): _status_from_row(workflow_id=workflow_id, row=status_row)},
+        stored_keys={idempotency_key} if key_exists else set(), counted_pairs=None)
 
 
 def lock_many(*, workflow_ids: list[int], galaxy_id_strs: list[str], idempotency_keys: list[str],

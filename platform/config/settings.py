@@ -91,7 +91,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "core.middleware.CSPMiddleware",  # django-csp's, its policy built once (core/middleware.py)
     "allauth.account.middleware.AccountMiddleware",
     "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -173,6 +173,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Web processes only (config/wsgi.py and config/asgi.py call core.db.bound_request_statements;
+# Celery workers, beat and management commands — migrations, imports, exports — never do): a
+# request's statement is cancelled after DATABASE_STATEMENT_TIMEOUT ms and gives up waiting for a
+# lock after DATABASE_LOCK_TIMEOUT ms (0 turns either off), answered as a JSON 503 with
+# Retry-After (core.middleware), so a request stuck behind a lock or a runaway query frees its
+# thread well before gunicorn's 30 s timeout. PostgreSQL only.
+DATABASE_STATEMENT_TIMEOUT = env.int("DATABASE_STATEMENT_TIMEOUT", default=10_000)
+DATABASE_LOCK_TIMEOUT = env.int("DATABASE_LOCK_TIMEOUT", default=5_000)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

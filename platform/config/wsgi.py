@@ -14,3 +14,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 application = get_wsgi_application()
+
+from core.db import bound_request_statements  # noqa: E402
+
+# Request processes only: their statements and lock waits are bounded (settings.DATABASE_STATEMENT_TIMEOUT).
+bound_request_statements()

@@ -1,10 +1,12 @@
-"""A cursor for the volunteer API's fixed statements (queue, submit)."""
+"""A cursor for the volunteer API's fixed statements (queue, submit), and the web processes'
+bounds on statements and lock waits."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
-from django.db import connection
+from django.conf import settings
+from django.db import connection, connections
 from django.db.backends.utils import CursorWrapper
 
 
@@ -44,3 +46,17 @@ def hot_path_cursor() -> Iterator[CursorWrapper]:
     wrapper = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
     with wrapper as cursor:
         yield cursor
+
+
+def bound_request_statements() -> None:
+    """Every later PostgreSQL connection of this process cancels a statement after
+    settings.DATABASE_STATEMENT_TIMEOUT ms and a lock wait after DATABASE_LOCK_TIMEOUT ms. Called
+    by the web entry points only (config/wsgi.py, config/asgi.py): workers, beat and management
+    commands (a migration building an index on 10M rows) keep no bound. Set at connect time
+    (libpq ``options``), so it costs no round trip per request; PgBouncer needs
+    ``ignore_startup_parameters = options``."""
+    options = f"-c statement_timeout={settings.DATABASE_STATEMENT_TIMEOUT} -c lock_timeout={settings.DATABASE_LOCK_TIMEOUT}"
+    for alias in connections:
+        if connections[alias].vendor == "postgresql":
+            connections[alias].close()
+            connections[alias].settings_dict.setdefault("OPTIONS", {})["options"] = options

@@ -30,6 +30,7 @@ from .serializers import (
     ExportJobSerializer,
     FlagInput,
     FlagSerializer,
+    LiftShadowBanInput,
     ResolveFlagInput,
     RetirementInput,
     RetirementOverrideSerializer,
@@ -207,6 +208,19 @@ class ShadowBanApi(WorkbenchApi):
             pseudonym=data["pseudonym"], reason=data["reason"], user_id=request.user.pk)
         return Response({"pseudonym": data["pseudonym"], "withdrawn_votes": ban.withdrawn_votes},
                         status=status.HTTP_201_CREATED)
+
+
+class LiftShadowBanApi(WorkbenchApi):
+    @extend_schema(summary="Lift the shadow ban of the volunteer behind a pseudonym of this galaxy's dossier: "
+                           "their votes count again and the tallies they touch are recounted",
+                   request=LiftShadowBanInput, responses={200: inline_serializer("ShadowBanLifted", {
+                       "pseudonym": serializers.CharField(), "restored_votes": serializers.IntegerField()})})
+    def post(self, request: Request, slug: str, id_str: str) -> Response:
+        data = parse(LiftShadowBanInput, request.data)
+        restored = services.lift_shadow_ban_volunteer(
+            workflow=get_object_or_404(Workflow, slug=slug), galaxy=get_object_or_404(Galaxy, id_str=id_str),
+            pseudonym=data["pseudonym"])
+        return Response({"pseudonym": data["pseudonym"], "restored_votes": restored})
 
 
 class ModelDashboardApi(WorkbenchApi):

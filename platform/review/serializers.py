@@ -43,6 +43,11 @@ class ShadowBanInput(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, allow_blank=True, required=False, default="")
 
 
+class LiftShadowBanInput(serializers.Serializer):
+    pseudonym = serializers.RegexField(r"^volunteer-[0-9a-f]{10}$", max_length=20,
+                                       help_text="As the galaxy's dossier lists its classifications")
+
+
 class ConeInput(serializers.Serializer):
     ra = serializers.FloatField()
     dec = serializers.FloatField()

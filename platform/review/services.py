@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from classifications.models import Classification, ShadowBan, SubjectStatus
-from classifications.services import override_retirement, shadow_ban
+from classifications.services import lift_shadow_ban, override_retirement, shadow_ban
 from classifier.tree import AnnotationError
 from core.storage import sha256_of_bytes
 from galaxies.models import Galaxy
@@ -209,12 +209,23 @@ def shadow_ban_volunteer(*, workflow: Workflow, galaxy: Galaxy, pseudonym: str, 
     ``pseudonym`` among this galaxy's classifications: the workbench never shows volunteer
     keys, so the ban names what the dossier shows. Not atomic as a whole, by design: the ban
     runs its own transactions (see shadow_ban)."""
+    key = _volunteer_key(workflow=workflow, galaxy=galaxy, pseudonym=pseudonym)
+    return shadow_ban(volunteer_key=key, banned_by_id=user_id, reason=reason)
+
+
+def lift_shadow_ban_volunteer(*, workflow: Workflow, galaxy: Galaxy, pseudonym: str) -> int:
+    """Lift the shadow ban (classifications.services.lift_shadow_ban) of the volunteer behind a
+    pseudonym of this galaxy's dossier; returns how many of their votes count again."""
+    return lift_shadow_ban(volunteer_key=_volunteer_key(workflow=workflow, galaxy=galaxy, pseudonym=pseudonym))
+
+
+def _volunteer_key(*, workflow: Workflow, galaxy: Galaxy, pseudonym: str) -> str:
     keys = (Classification.objects.filter(workflow=workflow, galaxy=galaxy).order_by()
             .values_list("volunteer_key", flat=True).distinct())
     key = next((k for k in keys if pseudonym_of(k) == pseudonym), None)
     if key is None:
         raise UnknownVolunteer(f"no classification of {galaxy.id_str} is by {pseudonym!r}", field="pseudonym")
-    return shadow_ban(volunteer_key=key, banned_by_id=user_id, reason=reason)
+    return key
 
 
 def activate_version(*, workflow: Workflow, number: int, user_id: int) -> ModelVersion:

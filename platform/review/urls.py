@@ -26,6 +26,8 @@ urlpatterns = [
     path("cone/", api.ConeSearchApi.as_view(), name="review-cone"),
     path("workflows/<slug:slug>/galaxies/<str:id_str>/shadow-ban/", api.ShadowBanApi.as_view(),
          name="review-shadow-ban"),
+    path("workflows/<slug:slug>/galaxies/<str:id_str>/shadow-ban/lift/", api.LiftShadowBanApi.as_view(),
+         name="review-shadow-ban-lift"),
     path("workflows/<slug:slug>/exports/", api.ExportListCreateApi.as_view(), name="review-exports"),
     path("exports/<int:pk>/", api.ExportJobApi.as_view(), name="review-export"),
     path("exports/<int:pk>/download/", api.ExportDownloadApi.as_view(), name="review-export-download"),

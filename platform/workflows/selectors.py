@@ -3,6 +3,8 @@
 from django.db import connection
 from django.db.models import QuerySet
 
+from core.db import hot_path_cursor
+
 from .models import Workflow
 
 
@@ -13,8 +15,10 @@ def active_workflows() -> QuerySet[Workflow]:
 # Every column but the tree document and the description (both loaded on access if needed).
 _SETTING_FIELDS = ("id", "slug", "name", "tree_hash", "version", "retirement_count", "random_fraction",
                    "early_retirement", "retirement_agreement", "is_active", "created_at", "updated_at")
-_SETTINGS_SQL = "SELECT {} FROM {} WHERE slug = %s".format(
-    ", ".join(Workflow._meta.get_field(name).column for name in _SETTING_FIELDS), Workflow._meta.db_table)
+#: The columns workflow_from_row reads, in its order, for statements that fetch the workflow
+#: together with other rows (table alias ``w``).
+SETTINGS_COLUMNS = ", ".join(f"w.{Workflow._meta.get_field(name).column}" for name in _SETTING_FIELDS)
+_SETTINGS_SQL = f"SELECT {SETTINGS_COLUMNS} FROM {Workflow._meta.db_table} w WHERE w.slug = %s"
 _BY_SLUG: dict[str, tuple[tuple, Workflow]] = {}
 
 
@@ -22,11 +26,22 @@ def workflow_settings(*, slug: str) -> Workflow | None:
     """The workflow for the volunteer API's hot paths, read fresh on every call with one narrow
     query (no tree, no ORM compilation); while the row is unchanged the same instance comes
     back, so its parsed tree stays warm. Shared between requests: read-only."""
-    with connection.cursor() as cursor:
+    with hot_path_cursor() as cursor:
         cursor.execute(_SETTINGS_SQL, [slug])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else workflow_from_row(slug=slug, row=tuple(row))
+
+
+def last_known_id(*, slug: str) -> int | None:
+    """The id this process last read for the slug: a hint for a statement that reads the
+    workflow's row itself (by id and slug) in the same round trip as other work."""
+    cached = _BY_SLUG.get(slug)
+    return cached[1].id if cached is not None else None
+
+
+def workflow_from_row(*, slug: str, row: tuple) -> Workflow:
+    """The workflow of a SETTINGS_COLUMNS row read just now: the cached instance while the row
+    is unchanged, else a new one."""
     cached = _BY_SLUG.get(slug)
     if cached is not None and cached[0] == row:
         return cached[1]

@@ -319,7 +319,7 @@ VARIANTS = {
     "protections on": None,
     "protections off": """from config.settings import *  # noqa
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_CLASSES": []}
-MIDDLEWARE = [m for m in MIDDLEWARE if m not in ("axes.middleware.AxesMiddleware", "csp.middleware.CSPMiddleware",
+MIDDLEWARE = [m for m in MIDDLEWARE if m not in ("axes.middleware.AxesMiddleware", "core.middleware.CSPMiddleware",
                                                  "core.middleware.ApiGuardMiddleware")]
 """,
     "DRF's throttle (one counter)": """from config.settings import *  # noqa

@@ -1,6 +1,7 @@
 """Shadow bans: a banned volunteer's counted votes leave the tallies (recounted in one
 transaction, retirement decided again on the votes left), new votes are stored but not
-counted, and every answer the volunteer gets is the one an unbanned volunteer would get."""
+counted, and every answer the volunteer gets is the one an unbanned volunteer would get.
+Lifting a ban counts their votes again, as if never banned (tallies = recount)."""
 
 import threading
 import time
@@ -15,6 +16,7 @@ from classifications.models import Classification, ShadowBan, SubjectStatus
 from classifications.services import (
     Submission,
     ensure_subject_statuses,
+    lift_shadow_ban,
     override_retirement,
     shadow_ban,
     submit_classification,
@@ -182,6 +184,79 @@ def test_staff_without_the_permission_are_not_offered_the_action(decals, galaxie
     client.post("/admin/classifications/classification/", {
         "action": "shadow_ban_volunteers", "_selected_action": [Classification.objects.get().pk]})
     assert not ShadowBan.objects.exists()
+
+
+def test_lifting_a_ban_counts_the_votes_again_as_if_never_banned(decals, galaxies):
+    g_retired, g_open, g_while, g_twice = galaxies
+    for key in ("anon:a", "anon:b", "anon:x"):
+        submit(key, g_retired, FEATURED if key == "anon:x" else None)  # x's vote retires it
+    submit("anon:x", g_open, FEATURED)
+    shadow_ban(volunteer_key="anon:x")
+    assert not status(g_retired).is_retired
+    submit("anon:x", g_while, FEATURED)  # cast while banned: shadowed
+    submit("anon:x", g_while)  # a repeat: neither
+    submit("anon:x", g_twice)
+    for key in ("anon:a", "anon:b", "anon:c"):
+        submit(key, g_twice)  # retired by honest votes while x's was shadowed
+    before = {g.pk: (status(g).classification_count, status(g).is_retired) for g in galaxies}
+    assert before == {g_retired.pk: (2, False), g_open.pk: (0, False), g_while.pk: (0, False), g_twice.pk: (3, True)}
+
+    assert lift_shadow_ban(volunteer_key="anon:x") == 4
+
+    assert not ShadowBan.objects.exists()
+    assert_tallies_equal_a_recount_of_unbanned_votes(decals)
+    assert status(g_retired).is_retired and status(g_retired).retirement_reason == "classification_count"
+    assert status(g_retired).vote_counts["smooth-or-featured_featured-or-disk"] == 1
+    assert (status(g_open).classification_count, status(g_while).classification_count) == (1, 1)
+    assert status(g_twice).classification_count == 4 and status(g_twice).is_retired
+    # Exactly what the votes would be had x never been banned: each galaxy's first vote counts.
+    assert sorted(Classification.objects.filter(volunteer_key="anon:x").values_list(
+        "galaxy_id", "counted", "shadowed")) == sorted([
+            (g_retired.pk, True, False), (g_open.pk, True, False), (g_while.pk, True, False),
+            (g_while.pk, False, False), (g_twice.pk, True, False)])
+    submit("anon:x", galaxies[1])  # a repeat after the lift does not count
+    new = GalaxyFactory()
+    ensure_subject_statuses(galaxy_ids=[new.pk])
+    assert submit("anon:x", new).classification.counted  # a new vote does
+    assert_tallies_equal_a_recount_of_unbanned_votes(decals)
+
+
+def test_a_vote_counted_after_the_lift_keeps_the_shadowed_one_a_repeat(decals, galaxies):
+    """The race the lift's order allows: the ban is gone, the volunteer votes on a galaxy whose
+    shadowed vote is not restored yet; that one stays a plain repeat (one counted vote per galaxy)."""
+    galaxy = galaxies[0]
+    submit("anon:x", galaxy)
+    shadow_ban(volunteer_key="anon:x")
+    ShadowBan.objects.all().delete()  # the lift's first step alone
+    submit("anon:x", galaxy, FEATURED)
+    ShadowBan.objects.create(volunteer_key="anon:x")
+    assert lift_shadow_ban(volunteer_key="anon:x") == 0
+    assert sorted(Classification.objects.values_list("counted", "shadowed")) == [(False, False), (True, False)]
+    assert_tallies_equal_a_recount_of_unbanned_votes(decals)
+
+
+def test_lifting_no_ban_is_refused(decals):
+    with pytest.raises(DomainError) as raised:
+        lift_shadow_ban(volunteer_key="anon:nobody")
+    assert (raised.value.status_code, raised.value.code) == (404, "not_shadow_banned")
+
+
+def test_deleting_a_ban_in_the_admin_lifts_it(decals, galaxies, client):
+    submit("anon:x", galaxies[0])
+    submit("anon:y", galaxies[1])
+    shadow_ban(volunteer_key="anon:x")
+    shadow_ban(volunteer_key="anon:y")
+    admin = get_user_model().objects.create_superuser("boss", "boss@example.org", "pw-12345678")
+    client.force_login(admin)
+    ban = ShadowBan.objects.get(volunteer_key="anon:x")
+    response = client.post(f"/admin/classifications/shadowban/{ban.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert status(galaxies[0]).classification_count == 1
+    response = client.post("/admin/classifications/shadowban/", {
+        "action": "delete_selected", "_selected_action": [b.pk for b in ShadowBan.objects.all()], "post": "yes"})
+    assert response.status_code == 302 and not ShadowBan.objects.exists()
+    assert status(galaxies[1]).classification_count == 1
+    assert_tallies_equal_a_recount_of_unbanned_votes(decals)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL: set DATABASE_URL=postgres://... "

@@ -60,6 +60,8 @@ def _endpoints(flag_id: int, export_id: int):
         ("get", reverse("review-models", args=[WORKFLOW]), None, 200),
         ("post", reverse("review-shadow-ban", args=[voted.workflow.slug, voted.galaxy.id_str]),
          {"pseudonym": pseudonym(voted.volunteer_key), "reason": "burst"}, 201),
+        ("post", reverse("review-shadow-ban-lift", args=[voted.workflow.slug, voted.galaxy.id_str]),
+         {"pseudonym": pseudonym(voted.volunteer_key)}, 200),
         ("get", reverse("review-similar", args=[WORKFLOW, G]), None, 200),
         ("get", reverse("review-exports", args=[WORKFLOW]), None, 200),
         ("post", reverse("review-exports", args=[WORKFLOW]), {"format": "csv"}, 202),

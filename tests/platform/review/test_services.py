@@ -125,3 +125,14 @@ def test_a_scientist_bans_the_volunteer_behind_a_dossier_pseudonym(workflow, gal
     assert ban.withdrawn_votes == 1 and ban.banned_by == users["scientist"]
     assert SubjectStatus.objects.get(workflow=workflow, galaxy=galaxy).classification_count == 2
     assert not Classification.objects.filter(volunteer_key=ban.volunteer_key, counted=True).exists()
+
+
+def test_a_scientist_lifts_the_ban_of_the_volunteer_behind_a_pseudonym(workflow, galaxy, users):
+    from review.selectors import galaxy_dossier
+    from review.services import lift_shadow_ban_volunteer, shadow_ban_volunteer
+
+    vote(workflow, galaxy, decals_smooth_path(), count=3)
+    shown = galaxy_dossier(workflow=workflow, galaxy=galaxy)["classifications"][0]["pseudonym"]
+    shadow_ban_volunteer(workflow=workflow, galaxy=galaxy, pseudonym=shown, reason="", user_id=users["scientist"].pk)
+    assert lift_shadow_ban_volunteer(workflow=workflow, galaxy=galaxy, pseudonym=shown) == 1
+    assert SubjectStatus.objects.get(workflow=workflow, galaxy=galaxy).classification_count == 3
