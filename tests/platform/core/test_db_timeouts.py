@@ -2,6 +2,7 @@
 and management commands do not; a submit blocked on a locked status row past the bound is a JSON
 503 with Retry-After that stores nothing, and its retry with the same key succeeds."""
 
+import os
 import subprocess
 import sys
 import threading
@@ -40,13 +41,22 @@ def test_a_web_connection_has_the_bounds():
         assert (lock_timeout, cursor.fetchone()[0]) == ("300ms", "1s")
 
 
+def _test_database_url() -> str:
+    """The test database, for a child process (the configured database need not exist: CI only
+    has the one pytest-django creates)."""
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 def _shown_timeouts(code: str) -> str:
     script = ("import sys; sys.path.insert(0, 'platform'); " + code +
               "; from django.db import connection; c = connection.cursor(); "
               "c.execute('SHOW statement_timeout'); a = c.fetchone()[0]; c.execute('SHOW lock_timeout'); "
               "print(a, c.fetchone()[0])")
-    return subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, check=True, capture_output=True,
-                          text=True, timeout=120).stdout.split("\n")[-2]
+    completed = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=120, env={**os.environ, "DATABASE_URL": _test_database_url()})
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed.stdout.split("\n")[-2]
 
 
 def test_only_the_web_entry_points_bound_statements():
