@@ -28,14 +28,19 @@ def shared_data() -> Path:
 @pytest.fixture(autouse=True)
 def _shipped_workflows(request):
     """A transactional test's flush drops the workflows the migrations install (and
-    serialized_rollback restores them only for some orders of tests): put them back."""
+    serialized_rollback restores them only for some orders of tests): put them back. The flush
+    also re-creates content types under new ids, so this process's cached ids go stale (an
+    admin save would log against a missing one): forget them."""
     marker = request.node.get_closest_marker("django_db")
     transactional = bool(marker and marker.kwargs.get("transaction")) or any(
         name in request.fixturenames for name in ("transactional_db", "live_server"))
     if transactional:
         request.getfixturevalue("transactional_db")
+        from django.contrib.contenttypes.models import ContentType
+
         from workflows.services import install_shipped_workflows
 
+        ContentType.objects.clear_cache()
         install_shipped_workflows()
 
 
