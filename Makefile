@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test venv layout browser deploy-tools migrate worker serve benchmarks lint clean
+.PHONY: demo test venv browser deploy-tools migrate worker serve benchmarks lint clean
 
 venv: $(VENV)/.installed
 
@@ -13,14 +13,7 @@ $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -r requirements.txt
-	$(MAKE) --no-print-directory layout
 	touch $@
-
-# platform/ is a plain folder (no __init__.py, it must not shadow the stdlib module), so tools run
-# straight from the venv (lint-imports, celery, a REPL) find its apps only through this .pth —
-# what an editable install would write.
-layout:
-	$(PY) -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'galaxy_platform.pth').write_text('$(CURDIR)/platform\\n')"
 
 # Debian's Chromium for the browser tests (never `playwright install`: no downloads at run time).
 browser:
