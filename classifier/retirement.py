@@ -31,6 +31,8 @@ replay (:meth:`RetirementRule.change_probabilities`). Pure numpy/scipy: no torch
 
 from __future__ import annotations
 
+import itertools
+import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -85,6 +87,16 @@ REACH_MODELS = ("observed", "observed-flat", "tree")
 # retirement_agreement, the platform's default stays "every".
 BLOCKING = ("every", "majority-path")
 _CACHE_SIZE = 64
+# Blocking questions remembered per rule by RetirementRule.decides, a few hundred bytes each:
+# at most ~20 MB per process. A full replay of the 14,734 Stripe 82 streams (~300k checks) keeps
+# about as many (docs/retirement.md, "Cost per check").
+BLOCKER_MEMO_SIZE = 1 << 16
+# The first question's tallies are few (12,341 from 0 to 40 votes over 3 answers), so a rule
+# decides them all in one vectorised pass when a process first needs them, and a check whose
+# first question blocks — most of them — is one set lookup from a worker's first request on
+# (gunicorn recycles workers every 5,000 requests, too few to warm a memo). Trees whose first
+# question has more tallies than this rely on the memo alone.
+FIRST_QUESTION_TABLE_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -150,7 +162,48 @@ def betabinom_sf(x: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray) -> 
     log_pmf0 = betaln(a, n + b) - betaln(a, b)
     log_pmf = log_pmf0 + np.concatenate([np.zeros_like(log_pmf0), np.cumsum(log_ratio, axis=1)], axis=1)
     pmf = np.where(grid >= x, np.exp(log_pmf), 0.0)
-    return np.clip(pmf.sum(axis=1), 0.0, 1.0).reshape(shape)
+    return np.clip(_row_sums(pmf), 0.0, 1.0).reshape(shape)
+
+
+# Rivals' tails P(m_j ≥ needed) of one galaxy's check, remembered by their four arguments (with
+# the default pseudo-votes they are whole or half numbers ≤ 41, so a few thousand recur across
+# galaxies and questions): a cached tail is a dict lookup instead of ~70 µs of the ~220 µs full
+# pass. A batch (replays, benchmarks) computes them, as it would gain nothing from the lookups.
+_TAILS: dict[tuple[float, float, float, float], float] = {}
+TAIL_CACHE_SIZE = 1 << 18
+_FEW_TAILS = 64
+
+
+def cached_betabinom_sf(x: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`betabinom_sf` of 1-D arrays, each value looked up or computed and remembered; the
+    same values to the last bit, since each element's tail does not depend on the others'."""
+    if x.size > _FEW_TAILS:
+        return betabinom_sf(x, n, a, b)
+    keys = list(zip(x.tolist(), n.tolist(), a.tolist(), b.tolist(), strict=True))
+    values = [_TAILS.get(key) for key in keys]
+    missing = [i for i, value in enumerate(values) if value is None]
+    if missing:
+        computed = betabinom_sf(x[missing], n[missing], a[missing], b[missing]).tolist()
+        if len(_TAILS) + len(missing) > TAIL_CACHE_SIZE:
+            _TAILS.clear()
+        for i, value in zip(missing, computed, strict=True):
+            values[i] = _TAILS[keys[i]] = value
+    return np.array(values, dtype=np.float64)
+
+
+def _row_sums(values: np.ndarray) -> np.ndarray:
+    """Row sums added left to right, so that the zeros padding a row to the longest one in the
+    batch change nothing: a question's probability is then the same to the last bit whatever the
+    other questions' grids (``sum``'s pairwise order depends on the row length), which
+    ``RetirementRule.decides``' memo relies on."""
+    return np.cumsum(values, axis=1)[:, -1]
+
+
+def _compositions(total: int, parts: int):
+    """Every tuple of ``parts`` non-negative integers summing to ``total`` (stars and bars)."""
+    for bars in itertools.combinations(range(total + parts - 1), parts - 1):
+        edges = (-1, *bars, total + parts - 1)
+        yield tuple(edges[i + 1] - edges[i] - 1 for i in range(parts))
 
 
 class _TreeArrays:
@@ -186,6 +239,17 @@ class _TreeArrays:
         self.edge_child = np.zeros((len(schema.dependencies), schema.n_questions))
         self.edge_child[np.arange(len(schema.dependencies)), [dep.question for dep in schema.dependencies]] = 1.0
         self.depth = max((len(path) for options in paths.values() for path in options), default=0)
+        # A question's probability and whether it is on the majority path depend only on the votes
+        # for its own answers and for those of the questions above it (reach, path), on the
+        # classifications and on max_votes. Those answers per question, in topological order, with
+        # a getter of their votes: the keys of RetirementRule.decides' memo.
+        above: dict[int, set[int]] = {qi: set() for qi in range(schema.n_questions)}
+        for qi in schema.topological_indices:
+            for parent, _answer in incoming.get(qi, []):
+                above[qi] |= above[parent] | {parent}
+        self.scope_answers = {qi: tuple(a for q in sorted(above[qi] | {qi}) for a in range(*schema.question_slices[q]))
+                              for qi in schema.topological_indices}
+        self.scopes = tuple((qi, operator.itemgetter(*answers)) for qi, answers in self.scope_answers.items())
 
 
 _TREES: OrderedDict[str, _TreeArrays] = OrderedDict()
@@ -273,6 +337,8 @@ class RetirementRule:
         self.blocking = blocking
         self.questions = tuple(questions) if questions else keys
         self._checked = np.array([k in self.questions for k in keys])
+        self._blockers: OrderedDict[tuple, bool] = OrderedDict()
+        self._first_blockers: frozenset[tuple] | None = None
 
     @classmethod
     def cached(cls, tree: DecisionTree | Schema, **options) -> RetirementRule:
@@ -383,7 +449,7 @@ class RetirementRule:
         tail = np.zeros_like(counts)
         where = np.nonzero(live)
         if where[0].size:
-            tail[where] = betabinom_sf(needed[where], pair_votes[where], alpha[where], lead_alpha[where])
+            tail[where] = cached_betabinom_sf(needed[where], pair_votes[where], alpha[where], lead_alpha[where])
         p_change = np.where(has_leader, np.minimum(np.add.reduceat(tail, starts, axis=1), 1.0), 1.0)
         checked = self._checked if self.blocking == "every" else self._checked & self._majority_path(is_top, has_leader)
         return {"probability": np.where(checked, p_scored * p_change, 0.0), "p_scored": p_scored,
@@ -415,7 +481,7 @@ class RetirementRule:
             pmf = np.where(grid <= n, np.exp(np.nan_to_num(log_pmf, nan=-np.inf)), 0.0)
         else:
             pmf = np.exp(_log_beta_binomial_pmf(grid, n, beta[0][:, None], beta[1][:, None]))
-        below = np.where(grid < s, pmf, 0.0).sum(axis=1)
+        below = _row_sums(np.where(grid < s, pmf, 0.0))
         return np.clip(1.0 - below, 0.0, 1.0)
 
     def decisive_mask(self, counts: np.ndarray, classifications: np.ndarray | None = None,
@@ -431,22 +497,77 @@ class RetirementRule:
 
     def decide(self, probability: np.ndarray, classifications: np.ndarray, remaining: np.ndarray) -> np.ndarray:
         """The decision from per-question probabilities ``(..., Q)``: the one place it is made."""
-        settled = (probability <= self.thresholds).all(axis=-1)
+        settled = ~self._blocking(probability).any(axis=-1)
         return (settled & (np.asarray(classifications) >= self.min_votes)) | (np.asarray(remaining) <= 0)
+
+    def _blocking(self, probability: np.ndarray) -> np.ndarray:
+        return ~(probability <= self.thresholds)
 
     # ----------------------------------------------------------------- one galaxy
     def decides(self, vote_counts: Mapping[str, int], classifications: int, max_votes: int | None = None) -> bool:
-        """``is_decisive(...).decisive`` without the explanation, and without any arithmetic
-        before ``min_votes`` (every galaxy passes through those votes): the platform's check on
-        each counted vote."""
+        """``is_decisive(...).decisive`` without the explanation, the platform's check on each
+        counted vote: no arithmetic before ``min_votes`` (every galaxy passes through those
+        votes), and none when a question that blocked another galaxy's check would block this
+        one too — the same votes on it and above it, the same classifications and max_votes
+        (see ``_TreeArrays.scopes``). Most checks are of undecided galaxies held by a question
+        seen before (the first one, mostly), so they cost a few dict lookups instead of the
+        ~60 small numpy calls of the full pass (figures in docs/retirement.md)."""
         limit = self.max_votes if max_votes is None else max_votes
         if classifications >= limit:
             return True
         if classifications < self.min_votes:
             return False
-        counts = self.tree.counts_vector(vote_counts)[None, :]
-        result = self.change_probabilities(counts, np.array([classifications]), limit)
+        counts = self.tree.counts_list(vote_counts)
+        scopes = self._arrays.scopes
+        if limit == self.max_votes and (classifications, scopes[0][1](counts)) in self.first_question_blockers():
+            return False
+        keys = [(qi, classifications, limit, votes(counts)) for qi, votes in scopes]
+        if any(key in self._blockers for key in keys):
+            return False
+        result = self.change_probabilities(np.array(counts, dtype=np.float64)[None, :], np.array([classifications]), limit)
+        blocking = self._blocking(result["probability"][0])
+        self._remember_blockers(key for key in keys if blocking[key[0]])
         return bool(self.decide(result["probability"], np.array([classifications]), result["remaining"])[0])
+
+    def first_question_blockers(self) -> frozenset[tuple]:
+        """``(classifications, votes on the first question's answers)`` of every tally between
+        ``min_votes`` and ``max_votes − 1`` votes whose first question blocks retirement, built once
+        per rule. The first question's probability depends on nothing else (``_TreeArrays.scopes``),
+        so one :meth:`change_probabilities` pass of this rule on a tree of the first question alone
+        decides them all (12,341 tallies: ~20 ms, against ~0.3 s on the whole tree); empty when
+        they are more than ``FIRST_QUESTION_TABLE_ROWS`` or the rule does not check that question."""
+        if self._first_blockers is None:
+            self._first_blockers = frozenset()
+            first = self.tree.question(self.tree.first)
+            tallies = [(n, votes) for n in range(self.min_votes, self.max_votes)
+                       for votes in _compositions(n, len(first.answers))]
+            if first.key in self.questions and 0 < len(tallies) <= FIRST_QUESTION_TABLE_ROWS:
+                alone = self._first_question_alone()
+                probability = alone.change_probabilities(np.array([votes for _n, votes in tallies], dtype=np.float64),
+                                                         np.array([n for n, _votes in tallies], dtype=np.float64))
+                blocking = alone._blocking(probability["probability"])[:, 0]
+                self._first_blockers = frozenset(t for t, blocks in zip(tallies, blocking.tolist(), strict=True) if blocks)
+        return self._first_blockers
+
+    def _first_question_alone(self) -> RetirementRule:
+        """This rule on a tree of the first question with every answer ending the tree."""
+        first = self.tree.question(self.tree.first)
+        document = self.tree.to_dict()
+        question = next(q for q in document["questions"] if q["key"] == first.key)
+        tree = DecisionTree.from_dict({**document, "questions": [
+            {**question, "answers": [{**answer, "next": None} for answer in question["answers"]]}]})
+        return RetirementRule(tree, max_votes=self.max_votes, min_votes=self.min_votes,
+                              threshold={first.key: float(self.thresholds[self.schema.first_index])},
+                              min_scored_votes=self.min_scored_votes,
+                              base_concentration={a.column: float(self.answer_concentration[a.index]) for a in first.answers},
+                              reach=self.reach, blocking=self.blocking)
+
+    def _remember_blockers(self, keys) -> None:
+        with _CACHE_LOCK:
+            for key in keys:
+                self._blockers[key] = True
+            while len(self._blockers) > BLOCKER_MEMO_SIZE:
+                self._blockers.popitem(last=False)
 
     def is_decisive(self, vote_counts: Mapping[str, int], prior: Mapping[str, float] | None = None,
                     prior_strength: float = DEFAULT_PRIOR_STRENGTH, classifications: int | None = None,

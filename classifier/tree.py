@@ -250,7 +250,11 @@ class DecisionTree:
     def counts_vector(self, vote_counts: Mapping[str, int]) -> np.ndarray:
         """A tally ``{column: votes}`` as a ``(n_answers,)`` vector in column order; columns
         the tree does not have are ignored, missing ones count 0."""
-        return np.array([float(vote_counts.get(a.column, 0) or 0) for a in self.answers], dtype=np.float64)
+        return np.array(self.counts_list(vote_counts), dtype=np.float64)
+
+    def counts_list(self, vote_counts: Mapping[str, int]) -> list[float]:
+        """:meth:`counts_vector` as a list, for callers that index it in Python."""
+        return [float(vote_counts.get(column, 0) or 0) for column in self.answer_columns]
 
     def summary(self, vote_counts: Mapping[str, float]) -> list[dict[str, Any]]:
         """Per question: the total, and per answer its count and share of the question's total

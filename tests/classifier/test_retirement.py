@@ -1,4 +1,5 @@
 import importlib.util
+import itertools
 import random
 import sys
 from pathlib import Path
@@ -9,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import betabinom
 
-from classifier.retirement import TUNED_PATH_THRESHOLDS, TUNED_THRESHOLDS, RetirementRule, betabinom_sf
+from classifier.retirement import (
+    TUNED_PATH_THRESHOLDS,
+    TUNED_THRESHOLDS,
+    RetirementRule,
+    betabinom_sf,
+    cached_betabinom_sf,
+)
 from classifier.schema import Schema
 from classifier.tree import DecisionTree
 
@@ -355,3 +362,105 @@ def test_majority_path_blocking_only_drops_blockers(example):
     assert path.decides(counts, n) is on_path.decisive
     assert bool(path.decisive_mask(path.tree.counts_vector(counts)[None, :], np.array([n]))[0]) is on_path.decisive
     assert not RetirementRule.cached(tree, max_votes=max_votes, min_votes=n + 1, blocking="majority-path").decides(counts, n)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tallies(), st.integers(0, 2**32 - 1), st.sampled_from(["every", "majority-path"]))
+def test_a_questions_probability_depends_only_on_the_votes_on_it_and_above_it(example, seed, blocking):
+    """What ``decides``' memo relies on: votes for answers outside a question's scope (its own
+    answers and those of the questions above it) never change its probability, on or off the
+    majority path."""
+    tree, counts, n, max_votes = example
+    rule = RetirementRule.cached(tree, max_votes=max_votes, blocking=blocking)
+    scopes = rule._arrays.scope_answers
+    before = rule.change_probabilities(tree.counts_vector(counts)[None, :], np.array([n]))["probability"][0]
+    rng = np.random.default_rng(seed)
+    for qi, answers in scopes.items():
+        outside = np.setdiff1d(np.arange(tree.n_answers), answers)
+        if not outside.size:
+            continue
+        changed = tree.counts_vector(counts)
+        changed[outside] += rng.integers(0, 6, outside.size)
+        after = rule.change_probabilities(changed[None, :], np.array([n]))["probability"][0]
+        assert after[qi] == before[qi], tree.questions[qi].key
+
+
+def stream_tallies(tree, galaxies: int, seed: int):
+    """Every prefix of a vote stream per galaxy, each volunteer taking one of four paths (one or
+    two of them favoured): tallies that share their early questions' votes, as real traffic does."""
+    rng = random.Random(seed)
+    paths = [tree.random_path(rng) for _ in range(4)]
+    for _ in range(galaxies):
+        counts: dict[str, int] = {}
+        weights = [rng.choice([2, 20]) for _ in paths]
+        for n in range(1, 26):
+            for step in rng.choices(paths, weights)[0]:
+                column = f"{step['question']}_{step['answer']}"
+                counts[column] = counts.get(column, 0) + 1
+            yield dict(counts), n
+
+
+@pytest.mark.parametrize("name", sorted(TREES))
+@pytest.mark.parametrize("blocking", ["every", "majority-path"])
+def test_decides_remembers_blockers_and_still_decides_like_the_full_pass(name, blocking, monkeypatch):
+    tree = TREES[name]
+    rule = RetirementRule(tree, max_votes=30, blocking=blocking)
+    full_passes = []
+    change_probabilities = rule.change_probabilities
+    monkeypatch.setattr(rule, "change_probabilities", lambda *a, **k: full_passes.append(1) or change_probabilities(*a, **k))
+    checks = list(stream_tallies(tree, galaxies=40, seed=7))
+    decisions = [rule.decides(counts, n) for counts, n in checks]
+    past_min_votes, passes = sum(n >= rule.min_votes for _counts, n in checks), len(full_passes)
+    assert decisions == [rule.is_decisive(counts, classifications=n).decisive for counts, n in checks]
+    assert any(decisions) and not all(decisions)
+    assert 0 < passes < 0.9 * past_min_votes  # one per check past min_votes without the memo
+
+
+def test_the_blocker_memo_is_bounded(monkeypatch, decals):
+    monkeypatch.setattr("classifier.retirement.BLOCKER_MEMO_SIZE", 8)
+    rule = RetirementRule(decals, max_votes=30)
+    for counts, n in stream_tallies(decals, galaxies=20, seed=3):
+        assert rule.decides(counts, n) is rule.is_decisive(counts, classifications=n).decisive
+        assert len(rule._blockers) <= 8
+    assert len(rule._blockers) == 8
+
+
+@pytest.mark.parametrize("name", sorted(TREES))
+@pytest.mark.parametrize("blocking", ["every", "majority-path"])
+def test_the_first_question_table_is_the_whole_trees_decision(name, blocking):
+    """Every first-question tally from min_votes to max_votes − 1, decided on the whole tree
+    (other questions without votes): the table computed on the first question alone is exactly
+    the set of those whose first question blocks."""
+    tree = TREES[name]
+    rule = RetirementRule(tree, max_votes=40, blocking=blocking)
+    first = tree.question(tree.first)
+    tallies = [(n, votes) for n in range(rule.min_votes, 40) for votes in itertools.product(range(n + 1), repeat=len(first.answers))
+               if sum(votes) == n]
+    counts = np.zeros((len(tallies), tree.n_answers))
+    counts[:, first.start:first.end] = [votes for _n, votes in tallies]
+    probability = rule.change_probabilities(counts, np.array([n for n, _votes in tallies]))["probability"]
+    blocks = probability[:, rule.schema.first_index] > rule.thresholds[rule.schema.first_index]
+    assert rule.first_question_blockers() == {tally for tally, b in zip(tallies, blocks, strict=True) if b}
+    assert 0 < len(rule.first_question_blockers()) < len(tallies)
+
+
+def test_a_rule_that_does_not_check_the_first_question_has_no_first_question_table(decals):
+    rule = RetirementRule(decals, max_votes=40, questions=["bar"])
+    assert rule.first_question_blockers() == frozenset()
+    assert rule.decides(tally([FEATURED_FACE_ON] * 3 + [SMOOTH_ROUND] * 3), 6) is rule.is_decisive(
+        tally([FEATURED_FACE_ON] * 3 + [SMOOTH_ROUND] * 3), classifications=6).decisive
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 41), st.integers(0, 40), st.integers(0, 40), st.integers(0, 40)),
+                min_size=1, max_size=20))
+def test_a_tail_does_not_depend_on_the_tails_computed_with_it(rows):
+    """What the tail cache relies on: each element of a batch gets the value it gets alone, to the
+    last bit, and a remembered value is that value."""
+    x, n, a, b = (np.array(column, dtype=np.float64) for column in zip(*rows, strict=True))
+    a, b = a + 0.5, b + 0.5
+    batch = betabinom_sf(x, n, a, b)
+    alone = [betabinom_sf(x[i:i + 1], n[i:i + 1], a[i:i + 1], b[i:i + 1])[0] for i in range(len(rows))]
+    assert batch.tolist() == alone
+    assert cached_betabinom_sf(x, n, a, b).tolist() == alone
+    assert cached_betabinom_sf(x[::-1], n[::-1], a[::-1], b[::-1]).tolist() == alone[::-1]
