@@ -220,7 +220,7 @@ class _TreeArrays:
         self.answer_index = np.arange(schema.n_answers)
         self.first = schema.question_slices[schema.first_index]
         # Every path from the first question, as the answers taken and the question it reaches:
-        # reach = exp(log fractions @ answers_on_path) @ path_ends, two products instead of a
+        # reach = exp(log fractions @ path_answers) @ path_ends, two products instead of a
         # loop over the tree (the tree is a DAG with at most a few hundred such paths).
         incoming: dict[int, list[tuple[int, int]]] = {}
         for dep in schema.dependencies:
@@ -254,6 +254,22 @@ class _TreeArrays:
         self.scope_answers = {qi: tuple(a for q in sorted(above[qi] | {qi}) for a in range(*schema.question_slices[q]))
                               for qi in schema.topological_indices}
         self.scopes = tuple((qi, operator.itemgetter(*answers)) for qi, answers in self.scope_answers.items())
+        # Narrower, when only the reach prior needs the questions above (blocking="every"): that
+        # prior takes, per answer on a path to the question, its votes and its question's total.
+        # So the votes on the question itself and on those path answers, and the path questions'
+        # totals. The totals are the same number whatever their split only when every
+        # pseudo-vote's sum is exact in floating point (RetirementRule._narrow_keys).
+        on_path: dict[int, set[int]] = {qi: set() for qi in range(schema.n_questions)}
+        for qi in schema.topological_indices:
+            for parent, answer in incoming.get(qi, []):
+                on_path[qi] |= on_path[parent] | {answer}
+        self.answers_on_path = {qi: tuple(sorted(on_path[qi])) for qi in schema.topological_indices}
+        self.questions_on_path = {qi: tuple(sorted({int(self.answer_question[a]) for a in answers}))
+                               for qi, answers in self.answers_on_path.items()}
+        self.narrow_scopes = tuple(
+            (qi, operator.itemgetter(*range(*schema.question_slices[qi]), *self.answers_on_path[qi]),
+             operator.itemgetter(*self.questions_on_path[qi]) if self.questions_on_path[qi] else None)
+            for qi in schema.topological_indices)
 
 
 _TREES: OrderedDict[str, _TreeArrays] = OrderedDict()
@@ -344,6 +360,9 @@ class RetirementRule:
         self._checked = np.array([k in self.questions for k in keys])
         self._blockers: OrderedDict[tuple, bool] = OrderedDict()
         self._first_blockers: frozenset[tuple] | None = None
+        # Sums of whole votes and pseudo-votes that are multiples of 1/1024 are exact, so a
+        # question's total is then the same float whatever the split of its votes.
+        self._narrow_keys = blocking == "every" and bool(np.all(concentrations * 1024 == np.round(concentrations * 1024)))
 
     @classmethod
     def cached(cls, tree: DecisionTree | Schema, **options) -> RetirementRule:
@@ -526,13 +545,22 @@ class RetirementRule:
         scopes = self._arrays.scopes
         if limit == self.max_votes and (classifications, scopes[0][1](counts)) in self.first_question_blockers():
             return False
-        keys = [(qi, classifications, limit, votes(counts)) for qi, votes in scopes]
+        keys = self._memo_keys(counts, classifications, limit)
         if any(key in self._blockers for key in keys):
             return False
         result = self.change_probabilities(np.array(counts, dtype=np.float64)[None, :], np.array([classifications]), limit)
         blocking = self._blocking(result["probability"][0])
         self._remember_blockers(key for key in keys if blocking[key[0]])
         return bool(self.decide(result["probability"], np.array([classifications]), result["remaining"])[0])
+
+    def _memo_keys(self, counts: list[float], classifications: int, limit: int) -> list[tuple]:
+        """Per question, in topological order: what its probability depends on (``_TreeArrays``)."""
+        arrays = self._arrays
+        if not self._narrow_keys:
+            return [(qi, classifications, limit, votes(counts)) for qi, votes in arrays.scopes]
+        totals = [sum(counts[start:stop]) for start, stop in self.schema.question_slices]
+        return [(qi, classifications, limit, votes(counts), path_totals(totals) if path_totals else ())
+                for qi, votes, path_totals in arrays.narrow_scopes]
 
     def first_question_blockers(self) -> frozenset[tuple]:
         """``(classifications, votes on the first question's answers)`` of every tally between

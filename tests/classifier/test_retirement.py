@@ -464,3 +464,37 @@ def test_a_tail_does_not_depend_on_the_tails_computed_with_it(rows):
     assert batch.tolist() == alone
     assert cached_betabinom_sf(x, n, a, b).tolist() == alone
     assert cached_betabinom_sf(x[::-1], n[::-1], a[::-1], b[::-1]).tolist() == alone[::-1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(tallies(), st.integers(0, 2**32 - 1))
+def test_under_every_question_a_probability_needs_only_the_path_answers_and_their_questions_totals(example, seed):
+    """The narrower memo key of blocking="every": votes moved between a path question's other
+    answers (its total kept), or added to questions off the path, never change the probability."""
+    tree, counts, n, max_votes = example
+    rule = RetirementRule.cached(tree, max_votes=max_votes)
+    arrays = rule._arrays
+    assert rule._narrow_keys
+    before = rule.change_probabilities(tree.counts_vector(counts)[None, :], np.array([n]))["probability"][0]
+    rng = np.random.default_rng(seed)
+    for qi in arrays.scope_answers:
+        own = set(range(*rule.schema.question_slices[qi]))
+        kept = own | set(arrays.answers_on_path[qi])
+        changed = tree.counts_vector(counts)
+        for q, (start, stop) in enumerate(rule.schema.question_slices):
+            free = [a for a in range(start, stop) if a not in kept]
+            if q in arrays.questions_on_path[qi] and len(free) >= 2:
+                moved = min(changed[free[0]], rng.integers(0, 4))
+                changed[free[0]] -= moved
+                changed[free[1]] += moved
+            elif q not in arrays.questions_on_path[qi] and q != qi:
+                changed[start:stop] += rng.integers(0, 4, stop - start)
+        after = rule.change_probabilities(changed[None, :], np.array([n]))["probability"][0]
+        assert after[qi] == before[qi], tree.questions[qi].key
+
+
+def test_narrow_memo_keys_only_where_they_are_exact(decals):
+    assert RetirementRule(decals)._narrow_keys
+    assert not RetirementRule(decals, blocking="majority-path")._narrow_keys
+    assert not RetirementRule(decals, base_concentration=0.3)._narrow_keys
+    assert RetirementRule(decals, base_concentration=0.25)._narrow_keys
