@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test venv browser deploy-tools migrate worker serve benchmarks lint clean
+.PHONY: demo test venv layout browser deploy-tools migrate worker serve benchmarks lint clean
 
 venv: $(VENV)/.installed
 
@@ -13,7 +13,12 @@ $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(MAKE) --no-print-directory layout
 	touch $@
+
+# The venv's path hook (.ci/galaxy_platform.pth): venv tools run bare from a checkout find the apps.
+layout:
+	cp .ci/galaxy_platform.pth "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
 
 # Debian's Chromium for the browser tests (never `playwright install`: no downloads at run time).
 browser:
@@ -56,9 +61,9 @@ benchmarks: venv
 
 # The house checks CI runs before the tests: lint, import contracts (pyproject's [tool.importlinter]),
 # dead code (pyproject's [tool.vulture]).
-lint: venv
+lint: venv layout
 	$(VENV)/bin/ruff check .
-	PYTHONPATH=platform:. $(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/vulture
 
 clean:
