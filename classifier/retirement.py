@@ -521,10 +521,10 @@ class RetirementRule:
 
     def decide(self, probability: np.ndarray, classifications: np.ndarray, remaining: np.ndarray) -> np.ndarray:
         """The decision from per-question probabilities ``(..., Q)``: the one place it is made."""
-        settled = ~self._blocking(probability).any(axis=-1)
+        settled = ~self._blocks(probability).any(axis=-1)
         return (settled & (np.asarray(classifications) >= self.min_votes)) | (np.asarray(remaining) <= 0)
 
-    def _blocking(self, probability: np.ndarray) -> np.ndarray:
+    def _blocks(self, probability: np.ndarray) -> np.ndarray:
         return ~(probability <= self.thresholds)
 
     # ----------------------------------------------------------------- one galaxy
@@ -533,7 +533,7 @@ class RetirementRule:
         counted vote: no arithmetic before ``min_votes`` (every galaxy passes through those
         votes), and none when a question that blocked another galaxy's check would block this
         one too — the same votes on it and above it, the same classifications and max_votes
-        (see ``_TreeArrays.scopes``). Most checks are of undecided galaxies held by a question
+        (:meth:`_memo_keys`). Most checks are of undecided galaxies held by a question
         seen before (the first one, mostly), so they cost a few dict lookups instead of the
         ~60 small numpy calls of the full pass (figures in docs/retirement.md)."""
         limit = self.max_votes if max_votes is None else max_votes
@@ -542,15 +542,15 @@ class RetirementRule:
         if classifications < self.min_votes:
             return False
         counts = self.tree.counts_list(vote_counts)
-        scopes = self._arrays.scopes
-        if limit == self.max_votes and (classifications, scopes[0][1](counts)) in self.first_question_blockers():
+        first_votes = self._arrays.scopes[0][1](counts)
+        if limit == self.max_votes and (classifications, first_votes) in self.first_question_blockers():
             return False
         keys = self._memo_keys(counts, classifications, limit)
         if any(key in self._blockers for key in keys):
             return False
         result = self.change_probabilities(np.array(counts, dtype=np.float64)[None, :], np.array([classifications]), limit)
-        blocking = self._blocking(result["probability"][0])
-        self._remember_blockers(key for key in keys if blocking[key[0]])
+        blocks = self._blocks(result["probability"][0])
+        self._remember_blockers(key for key in keys if blocks[key[0]])
         return bool(self.decide(result["probability"], np.array([classifications]), result["remaining"])[0])
 
     def _memo_keys(self, counts: list[float], classifications: int, limit: int) -> list[tuple]:
@@ -578,7 +578,7 @@ class RetirementRule:
                 alone = self._first_question_alone()
                 probability = alone.change_probabilities(np.array([votes for _n, votes in tallies], dtype=np.float64),
                                                          np.array([n for n, _votes in tallies], dtype=np.float64))
-                blocking = alone._blocking(probability["probability"])[:, 0]
+                blocking = alone._blocks(probability["probability"])[:, 0]
                 self._first_blockers = frozenset(t for t, blocks in zip(tallies, blocking.tolist(), strict=True) if blocks)
         return self._first_blockers
 
